@@ -1,0 +1,1 @@
+//! Criterion benches live in `engine.rs`; `cargo bench -p llmkg-benches`.

@@ -1,0 +1,3 @@
+//! Sentence embeddings with BERT-family encoders (all-MiniLM-L6-v2 and kin).
+
+pub mod bert;

@@ -1,0 +1,60 @@
+//! Chat prompts rendered from the model's own `tokenizer.chat_template` (Jinja) with minijinja.
+
+use minijinja::{context, Environment, Error, ErrorKind};
+use serde::Serialize;
+
+use crate::error::{EngineError, Result};
+use crate::types::ChatMessage;
+
+/// ChatML, used when a GGUF carries no template of its own.
+const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+impl ChatTemplate {
+    pub fn new(source: Option<&str>, bos_token: String, eos_token: String) -> Result<Self> {
+        let mut env = Environment::new();
+        // HF templates call Python string methods (.strip(), .startswith(), ...).
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template_owned("chat", source.unwrap_or(CHATML).to_string())
+            .map_err(|e| EngineError::InvalidModel(format!("tokenizer.chat_template does not parse: {e}")))?;
+        Ok(ChatTemplate { env, bos_token, eos_token })
+    }
+
+    pub fn render(&self, messages: &[ChatMessage]) -> Result<String> {
+        if messages.is_empty() {
+            return Err(EngineError::InvalidInput("messages is empty; a chat needs at least one message".into()));
+        }
+        for (i, m) in messages.iter().enumerate() {
+            if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "tool") {
+                return Err(EngineError::InvalidInput(format!(
+                    "messages[{i}].role is {:?}; expected system, user, assistant or tool",
+                    m.role
+                )));
+            }
+        }
+        let messages: Vec<Message> = messages.iter().map(|m| Message { role: &m.role, content: &m.content }).collect();
+        let template = self.env.get_template("chat").map_err(|e| EngineError::Internal(e.to_string()))?;
+        template
+            .render(context! {
+                messages => messages,
+                add_generation_prompt => true,
+                bos_token => self.bos_token,
+                eos_token => self.eos_token,
+            })
+            .map_err(|e| EngineError::InvalidInput(format!("rendering the chat template: {e}")))
+    }
+}

@@ -1,0 +1,302 @@
+//! Llama-family decoder (Llama, SmolLM, Mistral-style GQA) over quantized GGUF weights.
+//!
+//! Follows candle-transformers' `quantized_llama`, with three differences that matter here:
+//! weights are immutable and shared (`Arc`), so several generations can run over one load;
+//! the KV cache lives in a per-generation [`KvState`] sized to what that generation needs;
+//! the token embedding stays quantized and rows are dequantized on lookup.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
+use candle_nn::kv_cache::KvCache;
+
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::text::weights::{load_tensor, WeightLoader};
+
+pub struct LlamaConfig {
+    pub architecture: String,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub embedding_length: usize,
+    pub head_dim: usize,
+    pub rope_dim: usize,
+    pub rope_freq_base: f32,
+    pub rms_eps: f64,
+    pub context_length: usize,
+    pub vocab_size: usize,
+}
+
+impl LlamaConfig {
+    pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
+        let arch = gguf.require_str("general.architecture")?.to_string();
+        if !matches!(arch.as_str(), "llama" | "mistral") {
+            return Err(EngineError::Unsupported(format!(
+                "{}: architecture \"{arch}\"; this engine runs llama-family models (llama, mistral)",
+                gguf.file_name
+            )));
+        }
+        let key = |k: &str| format!("{arch}.{k}");
+        let u = |k: &str| -> Result<usize> { Ok(gguf.require_u64(&key(k))? as usize) };
+        let n_head = u("attention.head_count")?;
+        let n_kv_head = gguf.get(&key("attention.head_count_kv")).and_then(|v| v.as_u64()).map(|v| v as usize).unwrap_or(n_head);
+        let embedding_length = u("embedding_length")?;
+        let n_layer = u("block_count")?;
+        let context_length = u("context_length")?;
+        let field_err = |what: &str| EngineError::InvalidModel(format!("{}: {what}", gguf.file_name));
+        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || embedding_length % n_head != 0 {
+            return Err(field_err(&format!(
+                "{arch}.attention.head_count {n_head} / head_count_kv {n_kv_head} / embedding_length {embedding_length} are inconsistent"
+            )));
+        }
+        if n_layer == 0 || n_layer > 1024 || context_length == 0 {
+            return Err(field_err(&format!("{arch}.block_count {n_layer} or context_length {context_length} out of range")));
+        }
+        let head_dim = embedding_length / n_head;
+        let rope_dim = gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()).map(|v| v as usize).unwrap_or(head_dim);
+        if rope_dim == 0 || rope_dim > head_dim || rope_dim % 2 != 0 {
+            return Err(field_err(&format!("{arch}.rope.dimension_count {rope_dim} does not fit head size {head_dim}")));
+        }
+        let rms_eps = gguf.get(&key("attention.layer_norm_rms_epsilon")).and_then(|v| v.as_f64()).unwrap_or(1e-5);
+        let rope_freq_base = gguf.get(&key("rope.freq_base")).and_then(|v| v.as_f64()).unwrap_or(10000.0) as f32;
+        let vocab_size = gguf.require_tensor("token_embd.weight")?.dims.get(1).copied().unwrap_or(0);
+        Ok(LlamaConfig {
+            architecture: arch,
+            n_layer,
+            n_head,
+            n_kv_head,
+            embedding_length,
+            head_dim,
+            rope_dim,
+            rope_freq_base,
+            rms_eps,
+            context_length,
+            vocab_size,
+        })
+    }
+
+    /// Bytes of KV cache per token of context (f32 keys and values, every layer).
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        (self.n_layer * 2 * self.n_kv_head * self.head_dim * 4) as u64
+    }
+}
+
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)
+    }
+}
+
+struct Layer {
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    wo: QMatMul,
+    attn_norm: RmsNorm,
+    w_gate: QMatMul,
+    w_up: QMatMul,
+    w_down: QMatMul,
+    ffn_norm: RmsNorm,
+}
+
+/// The immutable weights of a loaded model.
+pub struct Llama {
+    pub config: LlamaConfig,
+    token_embd: Arc<QTensor>,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    pub weight_bytes: u64,
+    pub parameters: u64,
+    pub quantization: String,
+    pub source_quantization: String,
+}
+
+/// The per-generation state: one KV cache per layer, sized for `capacity` tokens.
+pub struct KvState {
+    caches: Vec<KvCache>,
+    pub capacity: usize,
+    pub position: usize,
+}
+
+impl KvState {
+    pub fn bytes(&self, config: &LlamaConfig) -> u64 {
+        self.capacity as u64 * config.kv_bytes_per_token()
+    }
+}
+
+impl Llama {
+    pub fn load(gguf: &GgufFile, loader: &mut WeightLoader) -> Result<Self> {
+        let config = LlamaConfig::from_gguf(gguf)?;
+        let device = Device::Cpu;
+        let token_embd = Arc::new(loader.qtensor(gguf, "token_embd.weight")?);
+        // Models with tied embeddings (SmolLM2) have no output.weight: share the same blocks.
+        let output = match gguf.tensor("output.weight") {
+            Some(_) => QMatMul::from_qtensor(loader.qtensor(gguf, "output.weight")?)?,
+            None => QMatMul::from_arc(token_embd.clone())?,
+        };
+        let norm = |name: &str, loader: &mut WeightLoader| -> Result<RmsNorm> {
+            Ok(RmsNorm { weight: load_tensor(gguf, name, loader)?, eps: config.rms_eps })
+        };
+        let mut layers = Vec::with_capacity(config.n_layer);
+        for i in 0..config.n_layer {
+            let p = format!("blk.{i}");
+            let mut mm = |name: &str| -> Result<QMatMul> {
+                Ok(QMatMul::from_qtensor(loader.qtensor(gguf, &format!("{p}.{name}.weight"))?)?)
+            };
+            let (wq, wk, wv, wo) = (mm("attn_q")?, mm("attn_k")?, mm("attn_v")?, mm("attn_output")?);
+            let (w_gate, w_up, w_down) = (mm("ffn_gate")?, mm("ffn_up")?, mm("ffn_down")?);
+            layers.push(Layer {
+                wq,
+                wk,
+                wv,
+                wo,
+                w_gate,
+                w_up,
+                w_down,
+                attn_norm: norm(&format!("{p}.attn_norm.weight"), loader)?,
+                ffn_norm: norm(&format!("{p}.ffn_norm.weight"), loader)?,
+            });
+        }
+        let norm = norm("output_norm.weight", loader)?;
+        let (cos, sin) = rope_tables(config.rope_dim, config.rope_freq_base, config.context_length, &device)?;
+        Ok(Llama {
+            token_embd,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            weight_bytes: loader.held_bytes,
+            parameters: loader.parameters,
+            quantization: loader.dominant_held(),
+            source_quantization: loader.dominant_source(),
+            config,
+        })
+    }
+
+    pub fn new_state(&self, capacity: usize) -> KvState {
+        let capacity = capacity.min(self.config.context_length);
+        KvState { caches: (0..self.config.n_layer).map(|_| KvCache::new(2, capacity)).collect(), capacity, position: 0 }
+    }
+
+    /// Runs `tokens` at the state's position and returns the logits of the last one.
+    pub fn forward(&self, tokens: &[u32], state: &mut KvState) -> Result<Vec<f32>> {
+        let seq_len = tokens.len();
+        if seq_len == 0 {
+            return Err(EngineError::Internal("forward called with no tokens".into()));
+        }
+        if state.position + seq_len > state.capacity {
+            return Err(EngineError::ResourceExhausted(format!(
+                "the KV cache holds {} tokens; {} more do not fit after {}",
+                state.capacity, seq_len, state.position
+            )));
+        }
+        let logits = self.forward_inner(tokens, state).map_err(|e| EngineError::compute("llama forward", e))?;
+        state.position += seq_len;
+        Ok(logits)
+    }
+
+    fn forward_inner(&self, tokens: &[u32], state: &mut KvState) -> candle_core::Result<Vec<f32>> {
+        let device = Device::Cpu;
+        let seq_len = tokens.len();
+        let pos = state.position;
+        let ids = Tensor::new(tokens, &device)?;
+        let mut x = self.token_embd.embedding(&ids)?.unsqueeze(0)?; // (1, seq, hidden)
+        let mask = if seq_len > 1 { Some(causal_mask(seq_len, pos, &device)?) } else { None };
+        let cos = self.cos.narrow(0, pos, seq_len)?;
+        let sin = self.sin.narrow(0, pos, seq_len)?;
+        let c = &self.config;
+        for (layer, cache) in self.layers.iter().zip(state.caches.iter_mut()) {
+            let residual = &x;
+            let h = layer.attn_norm.forward(&x)?;
+            let q = layer.wq.forward(&h)?.reshape((1, seq_len, c.n_head, c.head_dim))?.transpose(1, 2)?;
+            let k = layer.wk.forward(&h)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?;
+            let v = layer.wv.forward(&h)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+            let q = self.rope(&q, &cos, &sin)?;
+            let k = self.rope(&k, &cos, &sin)?;
+            let (k, v) = cache.append(&k, &v)?;
+            let n_rep = c.n_head / c.n_kv_head;
+            let k = repeat_kv(k, n_rep)?;
+            let v = repeat_kv(v, n_rep)?;
+            let att = (q.matmul(&k.t()?)? * (1.0 / (c.head_dim as f64).sqrt()))?;
+            let att = match &mask {
+                Some(m) => att.broadcast_add(m)?,
+                None => att,
+            };
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att.matmul(&v.contiguous()?)?;
+            let y = y.transpose(1, 2)?.reshape((1, seq_len, c.embedding_length))?;
+            let x1 = (layer.wo.forward(&y)? + residual)?;
+            let h = layer.ffn_norm.forward(&x1)?;
+            let gate = candle_nn::ops::silu(&layer.w_gate.forward(&h)?)?;
+            let up = layer.w_up.forward(&h)?;
+            x = (layer.w_down.forward(&(gate * up)?)? + &x1)?;
+        }
+        let x = self.norm.forward(&x.i((.., seq_len - 1..seq_len, ..))?)?;
+        let logits = self.output.forward(&x)?;
+        logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
+    }
+
+    /// Interleaved RoPE (llama convention) over the first `rope_dim` dimensions of each head.
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+        let x = x.contiguous()?;
+        let rope_dim = self.config.rope_dim;
+        if rope_dim == self.config.head_dim {
+            return candle_nn::rotary_emb::rope_i(&x, cos, sin);
+        }
+        let rotated = candle_nn::rotary_emb::rope_i(&x.narrow(D::Minus1, 0, rope_dim)?.contiguous()?, cos, sin)?;
+        let rest = x.narrow(D::Minus1, rope_dim, self.config.head_dim - rope_dim)?;
+        Tensor::cat(&[rotated, rest], D::Minus1)
+    }
+}
+
+fn rope_tables(rope_dim: usize, base: f32, max_len: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    let inv_freq: Vec<f32> = (0..rope_dim).step_by(2).map(|i| 1f32 / base.powf(i as f32 / rope_dim as f32)).collect();
+    let half = inv_freq.len();
+    let mut angles = Vec::with_capacity(max_len * half);
+    for p in 0..max_len {
+        angles.extend(inv_freq.iter().map(|f| p as f32 * f));
+    }
+    let angles = Tensor::from_vec(angles, (max_len, half), device)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+/// Additive mask: 0 where query i (at absolute position pos+i) may see key j, -inf elsewhere.
+fn causal_mask(seq_len: usize, pos: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let kv_len = pos + seq_len;
+    let mask: Vec<f32> = (0..seq_len)
+        .flat_map(|i| (0..kv_len).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (1, 1, seq_len, kv_len), device)
+}
+
+fn repeat_kv(x: Tensor, n_rep: usize) -> candle_core::Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x);
+    }
+    let (b, n_kv, seq, hd) = x.dims4()?;
+    Tensor::cat(&vec![&x; n_rep], 2)?.reshape((b, n_kv * n_rep, seq, hd))
+}
+
+/// Names a GGML block type the way llama.cpp does ("Q8_0", "Q4_K", "F32").
+pub fn dtype_name(dtype: GgmlDType) -> String {
+    match dtype {
+        GgmlDType::Q2K => "Q2_K".into(),
+        GgmlDType::Q3K => "Q3_K".into(),
+        GgmlDType::Q4K => "Q4_K".into(),
+        GgmlDType::Q5K => "Q5_K".into(),
+        GgmlDType::Q6K => "Q6_K".into(),
+        GgmlDType::Q8K => "Q8_K".into(),
+        other => format!("{other:?}"),
+    }
+}

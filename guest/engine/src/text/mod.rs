@@ -1,0 +1,244 @@
+//! Text generation: a loaded GGUF model (weights, tokenizer, chat template) and the
+//! [`Generation`] that streams a completion from it.
+
+pub mod chat_template;
+pub mod llama;
+pub mod sampler;
+pub mod tokenizer;
+pub mod weights;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{EngineError, Result};
+use crate::gguf::{GgufFile, Value};
+use crate::memory;
+use crate::types::{Completion, FinishReason, LoadOptions, Sampling};
+use chat_template::ChatTemplate;
+use llama::{KvState, Llama, LlamaConfig};
+use sampler::Sampler;
+use tokenizer::TextTokenizer;
+use weights::WeightLoader;
+
+/// Prompts are run through the model in chunks of this many tokens, which bounds the size of
+/// the attention scores (heads x chunk x context) during prefill.
+const PREFILL_CHUNK: usize = 512;
+
+pub struct TextModel {
+    pub llama: Llama,
+    pub tokenizer: TextTokenizer,
+    pub template: ChatTemplate,
+    /// Longest sequence a generation may reach: the model's, or less if the load options say so.
+    pub context_length: usize,
+    /// KV-cache bytes held by generations alive right now.
+    live_cache_bytes: AtomicU64,
+}
+
+impl TextModel {
+    pub fn load(file_name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Self> {
+        let gguf = GgufFile::parse(file_name, bytes)?;
+        let config = LlamaConfig::from_gguf(&gguf)?;
+        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
+        let mut loader = WeightLoader::new(options.conversion);
+        memory::ensure_available(estimate_held_bytes(&gguf, &loader), &format!("loading {file_name}"))?;
+        let llama = Llama::load(&gguf, &mut loader)?;
+        let token_text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or_default();
+        let template = ChatTemplate::new(
+            gguf.get("tokenizer.chat_template").and_then(Value::as_str),
+            token_text(tokenizer.bos_id),
+            token_text(tokenizer.eos_id),
+        )?;
+        let context_length = match options.context_length {
+            Some(0) => return Err(EngineError::InvalidInput("load option context-length must be at least 1".into())),
+            Some(n) => (n as usize).min(config.context_length),
+            None => config.context_length,
+        };
+        Ok(TextModel { llama, tokenizer, template, context_length, live_cache_bytes: AtomicU64::new(0) })
+    }
+
+    pub fn cache_bytes(&self) -> u64 {
+        self.live_cache_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes the weights will take once loaded and converted, plus one f32 copy of the largest
+/// tensor (the conversion scratch).
+fn estimate_held_bytes(gguf: &GgufFile, loader: &WeightLoader) -> u64 {
+    let mut total = 0u64;
+    let mut largest_f32 = 0u64;
+    for t in &gguf.tensors {
+        let elements = t.elements() as u64;
+        total += match loader.target(t.dtype, &t.dims) {
+            Some(target) => elements / target.block_size() as u64 * target.type_size() as u64,
+            None => t.len as u64,
+        };
+        largest_f32 = largest_f32.max(elements * 4);
+    }
+    total + largest_f32
+}
+
+/// One completion in progress. It owns its KV cache, so several can exist over one model.
+pub struct Generation {
+    model: Arc<TextModel>,
+    state: KvState,
+    sampler: Sampler,
+    tokens: Vec<u32>,
+    prompt_len: usize,
+    max_tokens: usize,
+    stop: Vec<String>,
+    /// Text of the generated tokens (cut before a stop string once one is seen).
+    text: String,
+    /// Bytes of `text` already handed out by `next_piece`.
+    emitted: usize,
+    next_logits: Option<Vec<f32>>,
+    finish: Option<FinishReason>,
+}
+
+impl Generation {
+    pub fn start(
+        model: Arc<TextModel>,
+        prompt: &str,
+        max_tokens: u32,
+        sampling: Option<Sampling>,
+        stop: Vec<String>,
+    ) -> Result<Self> {
+        if max_tokens == 0 {
+            return Err(EngineError::InvalidInput("max-tokens is 0; ask for at least 1 token".into()));
+        }
+        if let Some(i) = stop.iter().position(|s| s.is_empty()) {
+            return Err(EngineError::InvalidInput(format!("stop[{i}] is an empty string")));
+        }
+        let sampler = Sampler::new(sampling)?;
+        let tokens = model.tokenizer.encode(prompt, true)?;
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidInput("prompt is empty".into()));
+        }
+        let ctx = model.context_length;
+        if tokens.len() >= ctx {
+            return Err(EngineError::InvalidInput(format!(
+                "prompt has {} tokens; the context holds {ctx}, leaving no room to generate",
+                tokens.len()
+            )));
+        }
+        let capacity = ctx.min(tokens.len() + max_tokens as usize);
+        let config = &model.llama.config;
+        // KV cache plus prefill activations (attention scores and MLP intermediates).
+        let chunk = tokens.len().min(PREFILL_CHUNK) as u64;
+        let scratch = chunk * (config.n_head as u64 * capacity as u64 + 8 * config.embedding_length as u64) * 4 * 2;
+        memory::ensure_available(capacity as u64 * config.kv_bytes_per_token() + scratch, "the KV cache for this generation")?;
+        let mut state = model.llama.new_state(capacity);
+        let mut logits = None;
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            logits = Some(model.llama.forward(chunk, &mut state)?);
+        }
+        model.live_cache_bytes.fetch_add(state.bytes(config), Ordering::Relaxed);
+        Ok(Generation {
+            prompt_len: tokens.len(),
+            model,
+            state,
+            sampler,
+            tokens,
+            max_tokens: max_tokens as usize,
+            stop,
+            text: String::new(),
+            emitted: 0,
+            next_logits: logits,
+            finish: None,
+        })
+    }
+
+    /// Decodes until there is new text to hand out; `None` once generation has finished and
+    /// everything was handed out.
+    pub fn next_piece(&mut self) -> Result<Option<String>> {
+        loop {
+            let ready = self.ready_end();
+            if ready > self.emitted {
+                let piece = self.text.get(self.emitted..ready).unwrap_or_default().to_string();
+                self.emitted = ready;
+                return Ok(Some(piece));
+            }
+            if self.finish.is_some() {
+                return Ok(None);
+            }
+            self.step()?;
+        }
+    }
+
+    pub fn run_to_end(mut self) -> Result<Completion> {
+        while self.next_piece()?.is_some() {}
+        Ok(self.completion())
+    }
+
+    pub fn completion(&self) -> Completion {
+        Completion {
+            text: self.text.clone(),
+            prompt_tokens: self.prompt_len as u32,
+            completion_tokens: (self.tokens.len() - self.prompt_len) as u32,
+            finish_reason: self.finish.unwrap_or(FinishReason::Length),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finish.is_some()
+    }
+
+    /// Samples one token and, unless that ends generation, runs it through the model.
+    fn step(&mut self) -> Result<()> {
+        let Some(logits) = self.next_logits.take() else {
+            self.finish.get_or_insert(FinishReason::Length);
+            return Ok(());
+        };
+        let token = self.sampler.sample(logits, &self.tokens)?;
+        if self.model.tokenizer.end_ids.contains(&token) {
+            self.finish = Some(FinishReason::EndOfText);
+            return Ok(());
+        }
+        self.tokens.push(token);
+        self.text = self.model.tokenizer.decode(&self.tokens[self.prompt_len..], true)?;
+        if let Some(at) = self.first_stop() {
+            self.text.truncate(at);
+            self.finish = Some(FinishReason::StopString);
+            return Ok(());
+        }
+        let generated = self.tokens.len() - self.prompt_len;
+        if generated >= self.max_tokens {
+            self.finish = Some(FinishReason::Length);
+        } else if self.state.position >= self.model.context_length {
+            self.finish = Some(FinishReason::ContextFull);
+        } else {
+            self.next_logits = Some(self.model.llama.forward(&[token], &mut self.state)?);
+        }
+        Ok(())
+    }
+
+    fn first_stop(&self) -> Option<usize> {
+        self.stop.iter().filter_map(|s| self.text.find(s.as_str())).min()
+    }
+
+    /// End of the text that is safe to hand out: all of it once finished; otherwise hold back
+    /// an unfinished UTF-8 character and anything that could be the start of a stop string.
+    fn ready_end(&self) -> usize {
+        if self.finish.is_some() {
+            return self.text.len();
+        }
+        let base = self.text.trim_end_matches('\u{FFFD}').len();
+        let mut end = base;
+        for s in &self.stop {
+            // Longest proper prefix of the stop string that the text ends with.
+            let starts: Vec<usize> = s.char_indices().skip(1).map(|(k, _)| k).collect();
+            let held = starts.into_iter().rev().find(|&k| self.text[..base].ends_with(&s[..k]));
+            if let Some(k) = held {
+                end = end.min(base - k);
+            }
+        }
+        // `end` may have moved left of what was emitted if text grew oddly; never go back.
+        end.max(self.emitted).min(self.text.len())
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        let bytes = self.state.bytes(&self.model.llama.config);
+        self.model.live_cache_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}

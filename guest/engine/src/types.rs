@@ -1,0 +1,128 @@
+//! Plain data crossing the engine's public API. These mirror the WIT records one to one, so the
+//! component glue is a field-by-field copy and hosts that link the engine natively share them.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    TextGeneration,
+    Embedding,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub id: String,
+    pub kind: ModelKind,
+    pub architecture: String,
+    pub parameters: u64,
+    pub quantization: String,
+    pub source_quantization: String,
+    pub weight_bytes: u64,
+    pub context_length: u32,
+    pub embedding_length: u32,
+    pub vocab_size: u32,
+}
+
+pub struct ModelFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What to do with weight blocks that have no SIMD kernel in this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightConversion {
+    /// Convert block types without a SIMD kernel (Q4_1, Q5_0, Q5_1) to Q8_0; keep the rest.
+    #[default]
+    Auto,
+    Keep,
+    Q8_0,
+    Q4_0,
+    F16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadOptions {
+    pub conversion: WeightConversion,
+    /// Cap on tokens per sequence; defaults to the model's own context length.
+    pub context_length: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 1.0 disables nucleus sampling.
+    pub top_p: f32,
+    /// 0 disables top-k.
+    pub top_k: u32,
+    /// 1.0 disables the penalty.
+    pub repeat_penalty: f32,
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling { temperature: 0.0, top_p: 1.0, top_k: 0, repeat_penalty: 1.0, seed: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    pub model: String,
+    pub prompt: String,
+    pub max_tokens: u32,
+    pub sampling: Option<Sampling>,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub max_tokens: u32,
+    pub sampling: Option<Sampling>,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    EndOfText,
+    StopString,
+    Length,
+    ContextFull,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub finish_reason: FinishReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelMemory {
+    pub id: String,
+    pub weight_bytes: u64,
+    pub cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub linear_memory_bytes: u64,
+    pub allocated_bytes: u64,
+    pub peak_allocated_bytes: u64,
+    pub models: Vec<ModelMemory>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub engine_version: String,
+    pub target: String,
+    pub simd128: bool,
+    pub relaxed_simd: bool,
+}

@@ -1,0 +1,195 @@
+//! Measures the component under Wasmtime and the same engine linked natively, in one run, so
+//! the wasm/native ratio is taken on one machine at one moment (this machine is shared and
+//! noisy; absolute figures from different runs do not compare). Used by `llmkg bench` and by
+//! the criterion benches.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::runtime::{GenerateRequest, LlmkgRuntime, LoadOptions, ModelKind, WeightConversion};
+
+/// A 34-token prompt (SmolLM2 tokenizer) for prefill figures.
+pub const PREFILL_PROMPT: &str = "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable metal type with oil-based ink and a wooden press.";
+/// A prompt the model continues at length, for decode figures.
+pub const DECODE_PROMPT: &str = "Once upon a time, in a small village by the sea, there lived an old fisherman who";
+pub const EMBED_SENTENCE: &str = "A quick brown fox jumps over the lazy dog near the river bank.";
+
+/// Timings of one streamed generation.
+#[derive(Debug, Clone, Copy)]
+pub struct GenerationTiming {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// From the request to the first piece of text: prefill plus one decode step.
+    pub first_token: Duration,
+    pub total: Duration,
+}
+
+impl GenerationTiming {
+    pub fn prefill_tokens_per_s(&self) -> f64 {
+        self.prompt_tokens as f64 / self.first_token.as_secs_f64()
+    }
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        let decode = self.total.saturating_sub(self.first_token).as_secs_f64();
+        (self.completion_tokens.saturating_sub(1)) as f64 / decode.max(1e-9)
+    }
+}
+
+/// The same operations on either side of the comparison.
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    fn load(&mut self, id: &str, kind: ModelKind, files: &[PathBuf]) -> Result<()>;
+    fn timed_generation(&mut self, model: &str, prompt: &str, max_tokens: u32) -> Result<GenerationTiming>;
+    fn embed(&mut self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+}
+
+fn options() -> LoadOptions {
+    LoadOptions { conversion: WeightConversion::Auto, context_length: Some(2048) }
+}
+
+/// The component under Wasmtime.
+pub struct ComponentBackend(pub LlmkgRuntime);
+
+impl Backend for ComponentBackend {
+    fn name(&self) -> &'static str {
+        "component (wasm)"
+    }
+
+    fn load(&mut self, id: &str, kind: ModelKind, files: &[PathBuf]) -> Result<()> {
+        self.0.load_model(id, kind, files, &options(), |_, _, _| {}).map(|_| ())
+    }
+
+    fn timed_generation(&mut self, model: &str, prompt: &str, max_tokens: u32) -> Result<GenerationTiming> {
+        let request = GenerateRequest { model: model.into(), prompt: prompt.into(), max_tokens, sampling: None, stop: vec![] };
+        let start = Instant::now();
+        let mut first = None;
+        let c = self.0.stream(&request, |_| {
+            first.get_or_insert_with(|| start.elapsed());
+        })?;
+        let total = start.elapsed();
+        Ok(GenerationTiming {
+            prompt_tokens: c.prompt_tokens,
+            completion_tokens: c.completion_tokens,
+            first_token: first.unwrap_or(total),
+            total,
+        })
+    }
+
+    fn embed(&mut self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.0.embed(model, texts)
+    }
+}
+
+/// The same engine compiled natively into this process.
+#[derive(Default)]
+pub struct NativeBackend(pub llmkg_engine::Engine);
+
+fn native_err(e: llmkg_engine::EngineError) -> Error {
+    Error::Native(e.to_string())
+}
+
+impl Backend for NativeBackend {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn load(&mut self, id: &str, kind: ModelKind, files: &[PathBuf]) -> Result<()> {
+        let files = files
+            .iter()
+            .map(|p| {
+                let bytes = std::fs::read(p).map_err(|source| Error::Io { path: p.clone(), source })?;
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                Ok(llmkg_engine::ModelFile { name, bytes })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let kind = match kind {
+            ModelKind::TextGeneration => llmkg_engine::ModelKind::TextGeneration,
+            ModelKind::Embedding => llmkg_engine::ModelKind::Embedding,
+        };
+        let options = llmkg_engine::LoadOptions { conversion: llmkg_engine::WeightConversion::Auto, context_length: Some(2048) };
+        self.0.load_model(id, kind, files, &options).map(|_| ()).map_err(native_err)
+    }
+
+    fn timed_generation(&mut self, model: &str, prompt: &str, max_tokens: u32) -> Result<GenerationTiming> {
+        let request = llmkg_engine::GenerateRequest { model: model.into(), prompt: prompt.into(), max_tokens, sampling: None, stop: vec![] };
+        let start = Instant::now();
+        let mut generation = self.0.stream(&request).map_err(native_err)?;
+        let mut first = None;
+        while generation.next_piece().map_err(native_err)?.is_some() {
+            first.get_or_insert_with(|| start.elapsed());
+        }
+        let total = start.elapsed();
+        let c = generation.completion();
+        Ok(GenerationTiming {
+            prompt_tokens: c.prompt_tokens,
+            completion_tokens: c.completion_tokens,
+            first_token: first.unwrap_or(total),
+            total,
+        })
+    }
+
+    fn embed(&mut self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.0.embed(model, texts).map_err(native_err)
+    }
+}
+
+/// Medians over the runs of one backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    pub decode_tokens_per_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub first_token_ms: f64,
+    pub embed_one_sentence_ms: f64,
+    pub prefill_prompt_tokens: u32,
+    pub decode_tokens: u32,
+}
+
+pub struct BenchPlan<'a> {
+    pub text_model: (&'a str, &'a [PathBuf]),
+    pub embedding_model: (&'a str, &'a [PathBuf]),
+    pub runs: usize,
+    pub decode_tokens: u32,
+}
+
+/// Loads both models into `backend` and measures every figure, `plan.runs` times each, after
+/// one warm-up run.
+pub fn measure(backend: &mut dyn Backend, plan: &BenchPlan) -> Result<Figures> {
+    let (text_id, text_files) = plan.text_model;
+    let (embed_id, embed_files) = plan.embedding_model;
+    backend.load(text_id, ModelKind::TextGeneration, text_files)?;
+    backend.load(embed_id, ModelKind::Embedding, embed_files)?;
+    let sentence = vec![EMBED_SENTENCE.to_string()];
+    backend.timed_generation(text_id, PREFILL_PROMPT, 2)?;
+    backend.embed(embed_id, &sentence)?;
+    let (mut prefill, mut first, mut decode, mut embed) = (vec![], vec![], vec![], vec![]);
+    let (mut prompt_tokens, mut decode_tokens) = (0, 0);
+    for _ in 0..plan.runs.max(1) {
+        let p = backend.timed_generation(text_id, PREFILL_PROMPT, 1)?;
+        prefill.push(p.prefill_tokens_per_s());
+        first.push(p.first_token.as_secs_f64() * 1e3);
+        prompt_tokens = p.prompt_tokens;
+        let d = backend.timed_generation(text_id, DECODE_PROMPT, plan.decode_tokens)?;
+        decode.push(d.decode_tokens_per_s());
+        decode_tokens = d.completion_tokens;
+        let t = Instant::now();
+        backend.embed(embed_id, &sentence)?;
+        embed.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Figures {
+        decode_tokens_per_s: median(decode),
+        prefill_tokens_per_s: median(prefill),
+        first_token_ms: median(first),
+        embed_one_sentence_ms: median(embed),
+        prefill_prompt_tokens: prompt_tokens,
+        decode_tokens,
+    })
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}

@@ -1,0 +1,27 @@
+//! llmkg-host: runs the llmkg WebAssembly component natively under Wasmtime, with memory limits,
+//! timeouts, trap recovery and a compiled-code cache; the `llmkg` CLI is a thin layer over it.
+//!
+//! ```no_run
+//! use llmkg_host::{models, LlmkgRuntime, LoadOptions, RuntimeOptions, WeightConversion};
+//! let mut rt = LlmkgRuntime::open(None, RuntimeOptions::default())?;
+//! let source = models::resolve_or_fetch(models::DEFAULT_TEXT_MODEL, &models::models_dir(), false)?;
+//! let options = LoadOptions { conversion: WeightConversion::Auto, context_length: None };
+//! rt.load_model(&source.id, source.kind, &source.files, &options, |_, _, _| {})?;
+//! # Ok::<(), llmkg_host::Error>(())
+//! ```
+
+pub mod bench;
+pub mod component;
+pub mod error;
+pub mod json;
+pub mod models;
+pub mod runtime;
+pub mod units;
+
+pub use component::{locate_component, CacheOutcome, CompiledComponent, LoadReport};
+pub use error::{Error, Result};
+pub use runtime::{
+    BuildReport, ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, GuestError,
+    LlmkgRuntime, LoadOptions, MemoryReport, ModelFile, ModelInfo, ModelKind, ModelMemory,
+    RuntimeOptions, Sampling, WeightConversion,
+};

@@ -1,0 +1,89 @@
+//! `llmkg`: the command line for the llmkg component under Wasmtime. Parses flags, moves files and
+//! text in and out, prints results; every model, tokenizer and sampler decision is the component's.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cli::GlobalArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "llmkg",
+    version,
+    about = "Run the llmkg WebAssembly component: generate, chat, embed."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One variant per subcommand; each lives in its own module under `cli/`.
+#[derive(Subcommand)]
+enum Command {
+    /// Complete a raw prompt (no chat template).
+    Generate(cli::generate::GenerateArgs),
+    /// Chat with the model's own template; without MESSAGE, an interactive session.
+    Chat(cli::generate::ChatArgs),
+    /// Sentence embeddings for one or more texts, with their cosine similarities.
+    Embed(cli::embed::EmbedArgs),
+    /// Load models and report the component's memory use and build.
+    Stats(cli::stats::StatsArgs),
+    /// List the models in the model cache directory.
+    Models(cli::models::ModelsArgs),
+    /// Measure the component against the same engine native, in one run (tok/s, latency).
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let Cli { global, command } = Cli::parse();
+    let result = match command {
+        Command::Generate(args) => cli::generate::run_generate(&global, args),
+        Command::Chat(args) => cli::generate::run_chat(&global, args),
+        Command::Embed(args) => cli::embed::run(&global, args),
+        Command::Stats(args) => cli::stats::run(&global, args),
+        Command::Models(args) => cli::models::run(&global, args),
+        Command::Bench(args) => cli::bench::run(&global, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_parse_sizes_and_durations_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "llmkg",
+            "generate",
+            "hi",
+            "--max-memory",
+            "512MiB",
+            "--timeout",
+            "30s",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.max_memory, 512 << 20);
+        assert_eq!(cli.global.timeout, Some(std::time::Duration::from_secs(30)));
+        let cli = Cli::try_parse_from(["llmkg", "chat"]).unwrap();
+        assert_eq!(cli.global.max_memory, 2 << 30);
+        assert!(matches!(cli.command, Command::Chat(ref c) if c.message.is_none()));
+    }
+}

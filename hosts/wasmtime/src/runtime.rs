@@ -1,0 +1,412 @@
+//! One live instance of the component, with limits, a timeout, and typed calls that mirror the WIT.
+//!
+//! Every call goes through one private `guest` wrapper: a WIT error becomes [`Error::Guest`]; a trap
+//! (panic, out of memory, timeout) throws the store away, starts a fresh instance and becomes
+//! [`Error::Trap`], so one bad request never leaves the runtime unusable.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wasmtime::component::{Linker, ResourceAny, ResourceTable};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::component::{CompiledComponent, EPOCH_TICK};
+use crate::error::{Error, Result};
+
+/// Generated from `wit/llmkg.wit`; nothing is marshalled by hand.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "engine",
+    });
+}
+
+pub use bindings::exports::llmkg::engine::inference::{
+    ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, Sampling,
+};
+pub use bindings::exports::llmkg::engine::introspect::{BuildReport, MemoryReport, ModelMemory};
+pub use bindings::exports::llmkg::engine::models::{LoadOptions, ModelFile, WeightConversion};
+pub use bindings::llmkg::engine::types::{Error as GuestError, ModelInfo, ModelKind};
+
+/// Model files are streamed into the component in chunks of this size, so the host never holds a
+/// whole model and the guest can account memory as it goes.
+pub const UPLOAD_CHUNK: usize = 4 << 20;
+
+/// Keep at most this much of the guest's stderr; it only ever holds panic messages.
+const STDERR_CAPACITY: usize = 1 << 20;
+
+/// Limits applied to every instance.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Cap on the component's linear memory, in bytes. Growing past it fails inside the guest
+    /// (an allocation error it reports), it does not trap. `None`: wasm32's own 4 GiB.
+    pub max_memory: Option<u64>,
+    /// Wall-clock budget for one runtime method (a whole load, a whole stream). Past it the guest
+    /// is interrupted, which is a trap: the instance is replaced.
+    pub timeout: Option<Duration>,
+}
+
+/// What a [`wasmtime::Store`] holds for the component: WASI (no env, args, files or network) and limits.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// The guest's stderr, kept so a panic message can be put into the trap error.
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A live instance of the llmkg component. Not `Sync`: one call at a time; make one per thread.
+pub struct LlmkgRuntime {
+    compiled: CompiledComponent,
+    pre: bindings::EnginePre<HostState>,
+    options: RuntimeOptions,
+    store: Store<HostState>,
+    world: bindings::Engine,
+    restarts: u64,
+}
+
+impl LlmkgRuntime {
+    /// Instantiates `compiled` with `options`.
+    pub fn new(compiled: &CompiledComponent, options: RuntimeOptions) -> Result<Self> {
+        let mut linker = Linker::<HostState>::new(&compiled.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(Error::Wasmtime)?;
+        let pre = linker
+            .instantiate_pre(&compiled.component)
+            .and_then(bindings::EnginePre::new)
+            .map_err(Error::Wasmtime)?;
+        let (store, world) = instantiate(compiled, &pre, &options)?;
+        Ok(Self {
+            compiled: compiled.clone(),
+            pre,
+            options,
+            store,
+            world,
+            restarts: 0,
+        })
+    }
+
+    /// Locates and loads the component (see [`CompiledComponent::locate_and_load`]), then instantiates it.
+    pub fn open(component: Option<&Path>, options: RuntimeOptions) -> Result<Self> {
+        Self::new(&CompiledComponent::locate_and_load(component)?, options)
+    }
+
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Applies to calls made from now on.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.options.timeout = timeout;
+    }
+
+    pub fn compiled(&self) -> &CompiledComponent {
+        &self.compiled
+    }
+
+    /// How many times a trap made the runtime start a fresh instance.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// Streams `files` into the component's `model-upload` in [`UPLOAD_CHUNK`] pieces. Each file is
+    /// passed under its file name. `progress(file_name, bytes_done, bytes_total)` counts bytes over
+    /// all files and is called after every chunk.
+    pub fn load_model(
+        &mut self,
+        id: &str,
+        kind: ModelKind,
+        files: &[PathBuf],
+        options: &LoadOptions,
+        mut progress: impl FnMut(&str, u64, u64),
+    ) -> Result<ModelInfo> {
+        let mut opened = Vec::with_capacity(files.len());
+        for path in files {
+            let io = |source| Error::Io {
+                path: path.clone(),
+                source,
+            };
+            let file = File::open(path).map_err(io)?;
+            let size = file.metadata().map_err(io)?.len();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            opened.push((path, name, file, size));
+        }
+        let total: u64 = opened.iter().map(|f| f.3).sum();
+
+        self.arm_deadline();
+        let upload = self.guest(|w, s| {
+            w.llmkg_engine_models()
+                .model_upload()
+                .call_constructor(s, id, kind, *options)
+                .map(Ok)
+        })?;
+        let mut done = 0u64;
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let result = (|| {
+            for (path, name, file, size) in &mut opened {
+                self.guest(|w, s| {
+                    w.llmkg_engine_models().model_upload().call_begin_file(
+                        s,
+                        upload,
+                        name,
+                        Some(*size),
+                    )
+                })?;
+                progress(name, done, total);
+                loop {
+                    let n = read_full(file, &mut buf).map_err(|source| Error::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    self.guest(|w, s| {
+                        w.llmkg_engine_models()
+                            .model_upload()
+                            .call_write(s, upload, &buf[..n])
+                    })?;
+                    done += n as u64;
+                    progress(name, done, total);
+                }
+            }
+            self.guest(|w, s| {
+                w.llmkg_engine_models()
+                    .model_upload()
+                    .call_finish(s, upload)
+            })
+        })();
+        self.drop_resource(upload, &result)?;
+        result
+    }
+
+    /// Loads a model from whole files already in memory (`load-model`). The bytes are then held
+    /// twice, here and in the guest: prefer [`load_model`](Self::load_model) for big files.
+    pub fn load_model_bytes(
+        &mut self,
+        id: &str,
+        kind: ModelKind,
+        files: &[ModelFile],
+        options: &LoadOptions,
+    ) -> Result<ModelInfo> {
+        self.arm_deadline();
+        self.guest(|w, s| {
+            w.llmkg_engine_models()
+                .call_load_model(s, id, kind, files, *options)
+        })
+    }
+
+    pub fn unload_model(&mut self, id: &str) -> Result<()> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_models().call_unload_model(s, id))
+    }
+
+    pub fn list_models(&mut self) -> Result<Vec<ModelInfo>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_models().call_list_models(s).map(Ok))
+    }
+
+    pub fn generate(&mut self, request: &GenerateRequest) -> Result<Completion> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_inference().call_generate(s, request))
+    }
+
+    pub fn chat(&mut self, request: &ChatRequest) -> Result<Completion> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_inference().call_chat(s, request))
+    }
+
+    /// Generates, calling `on_piece` with each piece of text as it is decoded; returns the whole
+    /// completion at the end.
+    pub fn stream(
+        &mut self,
+        request: &GenerateRequest,
+        on_piece: impl FnMut(&str),
+    ) -> Result<Completion> {
+        self.arm_deadline();
+        let stream = self.guest(|w, s| w.llmkg_engine_inference().call_stream(s, request))?;
+        self.drain(stream, on_piece)
+    }
+
+    /// [`stream`](Self::stream) for a chat: the component renders the model's chat template.
+    pub fn stream_chat(
+        &mut self,
+        request: &ChatRequest,
+        on_piece: impl FnMut(&str),
+    ) -> Result<Completion> {
+        self.arm_deadline();
+        let stream = self.guest(|w, s| w.llmkg_engine_inference().call_stream_chat(s, request))?;
+        self.drain(stream, on_piece)
+    }
+
+    /// Sentence embeddings, one L2-normalised vector per text.
+    pub fn embed(&mut self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_inference().call_embed(s, model, texts))
+    }
+
+    pub fn tokenize(
+        &mut self,
+        model: &str,
+        text: &str,
+        add_special_tokens: bool,
+    ) -> Result<Vec<u32>> {
+        self.arm_deadline();
+        self.guest(|w, s| {
+            w.llmkg_engine_inference()
+                .call_tokenize(s, model, text, add_special_tokens)
+        })
+    }
+
+    pub fn detokenize(&mut self, model: &str, tokens: &[u32]) -> Result<String> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_inference().call_detokenize(s, model, tokens))
+    }
+
+    pub fn memory_stats(&mut self) -> Result<MemoryReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_introspect().call_memory_stats(s).map(Ok))
+    }
+
+    pub fn build_info(&mut self) -> Result<BuildReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_introspect().call_build_info(s).map(Ok))
+    }
+
+    /// Pulls pieces from a `token-stream` until it ends, then asks it for the completion.
+    fn drain(&mut self, stream: ResourceAny, mut on_piece: impl FnMut(&str)) -> Result<Completion> {
+        let result = (|| {
+            while let Some(piece) = self.guest(|w, s| {
+                w.llmkg_engine_inference()
+                    .token_stream()
+                    .call_next(s, stream)
+            })? {
+                on_piece(&piece);
+            }
+            self.guest(|w, s| {
+                w.llmkg_engine_inference()
+                    .token_stream()
+                    .call_completion(s, stream)
+                    .map(Ok)
+            })
+        })();
+        self.drop_resource(stream, &result)?;
+        result
+    }
+
+    /// Drops a guest resource unless a trap already took the whole instance with it.
+    fn drop_resource<T>(&mut self, resource: ResourceAny, outcome: &Result<T>) -> Result<()> {
+        if matches!(outcome, Err(Error::Trap { .. })) {
+            return Ok(());
+        }
+        self.guest(|_, s| resource.resource_drop(s).map(Ok))
+    }
+
+    /// The deadline counts from here: a method's calls into the guest share one budget.
+    fn arm_deadline(&mut self) {
+        let ticks = match self.options.timeout {
+            Some(t) => (t.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            // Far enough never to arrive, small enough that `epoch + ticks` cannot overflow.
+            None => u64::MAX / 2,
+        };
+        self.store.set_epoch_deadline(ticks);
+    }
+
+    /// Runs one call into the guest and sorts its outcome into our error type.
+    fn guest<T>(
+        &mut self,
+        call: impl FnOnce(
+            &bindings::Engine,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<std::result::Result<T, GuestError>>,
+    ) -> Result<T> {
+        let stderr_before = self.store.data().stderr.contents().len();
+        match call(&self.world, &mut self.store) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(guest)) => Err(Error::Guest(guest)),
+            Err(trap) => {
+                let stderr = self.store.data().stderr.contents();
+                let stderr = String::from_utf8_lossy(&stderr[stderr_before.min(stderr.len())..])
+                    .into_owned();
+                let error = Error::trap(trap, self.options.timeout, stderr);
+                self.restart()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Replaces the dead instance with a fresh one in a fresh store.
+    fn restart(&mut self) -> Result<()> {
+        let (store, world) = instantiate(&self.compiled, &self.pre, &self.options)?;
+        self.store = store;
+        self.world = world;
+        self.restarts += 1;
+        Ok(())
+    }
+}
+
+fn instantiate(
+    compiled: &CompiledComponent,
+    pre: &bindings::EnginePre<HostState>,
+    options: &RuntimeOptions,
+) -> Result<(Store<HostState>, bindings::Engine)> {
+    let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(false);
+    if let Some(max) = options.max_memory {
+        limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    // No env, args, preopens or network: the component gets its inputs only through the WIT calls.
+    let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+    let state = HostState {
+        wasi,
+        table: ResourceTable::new(),
+        limits: limits.build(),
+        stderr,
+    };
+    let mut store = Store::new(&compiled.engine, state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(u64::MAX / 2);
+    let world = pre.instantiate(&mut store).map_err(Error::Wasmtime)?;
+    Ok((store, world))
+}
+
+/// Fills `buf` unless the file ends first; returns how many bytes were read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runtime_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<LlmkgRuntime>();
+        assert_send::<CompiledComponent>();
+    }
+}
