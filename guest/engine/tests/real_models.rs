@@ -64,3 +64,36 @@ fn embeddings_match_the_fp32_reference() {
         assert!(cos >= 0.999, "sentence {i} {:?}: cosine {cos}", sentences[i]);
     }
 }
+
+/// Greedy token ids from the engine equal those of candle-transformers' own `quantized_llama`
+/// (an independent implementation of the same model) on the file's own Q4_1 weights.
+#[test]
+fn greedy_tokens_match_candles_quantized_llama() {
+    use candle_core::{Device, Tensor};
+    let file = smollm2_file();
+    let mut engine = Engine::new();
+    let keep = LoadOptions { conversion: WeightConversion::Keep, context_length: None };
+    engine.load_model(SMOLLM2, ModelKind::TextGeneration, vec![smollm2_file()], &keep).unwrap();
+    let prompt = "The three primary colours are";
+    let mut ids = engine.tokenize(SMOLLM2, prompt, true).unwrap();
+
+    let mut reader = std::io::Cursor::new(&file.bytes);
+    let content = candle_core::quantized::gguf_file::Content::read(&mut reader).unwrap();
+    let mut reference =
+        candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).unwrap();
+    let mut expected = Vec::new();
+    for step in 0..24 {
+        let (input, pos) = if step == 0 { (&ids[..], 0) } else { (&ids[ids.len() - 1..], ids.len() - 1) };
+        let logits = reference.forward(&Tensor::new(input, &Device::Cpu).unwrap().unsqueeze(0).unwrap(), pos).unwrap();
+        let logits: Vec<f32> = logits.squeeze(0).unwrap().to_vec1().unwrap();
+        let best = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
+        ids.push(best);
+        expected.push(best);
+    }
+    let generation = engine
+        .stream(&GenerateRequest { model: SMOLLM2.into(), prompt: prompt.into(), max_tokens: 24, sampling: None, stop: vec![] })
+        .unwrap();
+    let completion = generation.run_to_end().unwrap();
+    let got = engine.tokenize(SMOLLM2, &completion.text, false).unwrap();
+    assert_eq!(completion.text, engine.detokenize(SMOLLM2, &expected).unwrap(), "ids {got:?} vs {expected:?}");
+}

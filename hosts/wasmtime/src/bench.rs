@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::runtime::{GenerateRequest, LlmkgRuntime, LoadOptions, ModelKind, WeightConversion};
 
 /// A 34-token prompt (SmolLM2 tokenizer) for prefill figures.
-pub const PREFILL_PROMPT: &str = "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable metal type with oil-based ink and a wooden press.";
+pub const PREFILL_PROMPT: &str = "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg of Mainz combined movable metal type with oil-based ink and a wooden screw press there.";
 /// A prompt the model continues at length, for decode figures.
 pub const DECODE_PROMPT: &str = "Once upon a time, in a small village by the sea, there lived an old fisherman who";
 pub const EMBED_SENTENCE: &str = "A quick brown fox jumps over the lazy dog near the river bank.";

@@ -22,7 +22,7 @@ fn stub_component() -> &'static Path {
             .args([
                 "build",
                 "--release",
-                "--offline",
+                "--locked",
                 "--target",
                 "wasm32-wasip2",
                 "--manifest-path",

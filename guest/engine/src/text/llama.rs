@@ -95,13 +95,12 @@ impl RmsNorm {
 }
 
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    /// Q, K and V stacked: one matmul yields all three.
+    wqkv: QMatMul,
     wo: QMatMul,
     attn_norm: RmsNorm,
-    w_gate: QMatMul,
-    w_up: QMatMul,
+    /// Gate and up projections stacked.
+    w_gate_up: QMatMul,
     w_down: QMatMul,
     ffn_norm: RmsNorm,
 }
@@ -150,18 +149,15 @@ impl Llama {
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let p = format!("blk.{i}");
-            let mut mm = |name: &str| -> Result<QMatMul> {
-                Ok(QMatMul::from_qtensor(loader.qtensor(gguf, &format!("{p}.{name}.weight"))?)?)
-            };
-            let (wq, wk, wv, wo) = (mm("attn_q")?, mm("attn_k")?, mm("attn_v")?, mm("attn_output")?);
-            let (w_gate, w_up, w_down) = (mm("ffn_gate")?, mm("ffn_up")?, mm("ffn_down")?);
+            let names = |parts: &[&str]| parts.iter().map(|n| format!("{p}.{n}.weight")).collect::<Vec<_>>();
+            let wqkv = QMatMul::from_qtensor(loader.stacked_qtensor(gguf, &names(&["attn_q", "attn_k", "attn_v"]))?)?;
+            let w_gate_up = QMatMul::from_qtensor(loader.stacked_qtensor(gguf, &names(&["ffn_gate", "ffn_up"]))?)?;
+            let wo = QMatMul::from_qtensor(loader.qtensor(gguf, &format!("{p}.attn_output.weight"))?)?;
+            let w_down = QMatMul::from_qtensor(loader.qtensor(gguf, &format!("{p}.ffn_down.weight"))?)?;
             layers.push(Layer {
-                wq,
-                wk,
-                wv,
+                wqkv,
                 wo,
-                w_gate,
-                w_up,
+                w_gate_up,
                 w_down,
                 attn_norm: norm(&format!("{p}.attn_norm.weight"), loader)?,
                 ffn_norm: norm(&format!("{p}.ffn_norm.weight"), loader)?,
@@ -216,30 +212,40 @@ impl Llama {
         let cos = self.cos.narrow(0, pos, seq_len)?;
         let sin = self.sin.narrow(0, pos, seq_len)?;
         let c = &self.config;
+        let (q_len, kv_len) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
+        let n_rep = c.n_head / c.n_kv_head;
+        let ffn_len = layer_ffn_len(&self.layers[0].w_down)?;
+        // Grouped-query attention without copying K/V per query head: the query heads that
+        // share a KV head become extra rows of that head's attention (n_rep * seq rows), so the
+        // mask repeats once per query head of the group.
+        let mask = match mask {
+            Some(m) => Some(Tensor::cat(&vec![&m; n_rep], 2)?),
+            None => None,
+        };
         for (layer, cache) in self.layers.iter().zip(state.caches.iter_mut()) {
             let residual = &x;
             let h = layer.attn_norm.forward(&x)?;
-            let q = layer.wq.forward(&h)?.reshape((1, seq_len, c.n_head, c.head_dim))?.transpose(1, 2)?;
-            let k = layer.wk.forward(&h)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?;
-            let v = layer.wv.forward(&h)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+            let qkv = layer.wqkv.forward(&h)?;
+            let q = qkv.narrow(D::Minus1, 0, q_len)?.reshape((1, seq_len, c.n_head, c.head_dim))?.transpose(1, 2)?;
+            let k = qkv.narrow(D::Minus1, q_len, kv_len)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?;
+            let v = qkv.narrow(D::Minus1, q_len + kv_len, kv_len)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
             let q = self.rope(&q, &cos, &sin)?;
             let k = self.rope(&k, &cos, &sin)?;
             let (k, v) = cache.append(&k, &v)?;
-            let n_rep = c.n_head / c.n_kv_head;
-            let k = repeat_kv(k, n_rep)?;
-            let v = repeat_kv(v, n_rep)?;
+            let q = q.reshape((1, c.n_kv_head, n_rep * seq_len, c.head_dim))?;
             let att = (q.matmul(&k.t()?)? * (1.0 / (c.head_dim as f64).sqrt()))?;
             let att = match &mask {
                 Some(m) => att.broadcast_add(m)?,
                 None => att,
             };
             let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v.contiguous()?)?;
-            let y = y.transpose(1, 2)?.reshape((1, seq_len, c.embedding_length))?;
+            let y = att.matmul(&v)?; // (1, n_kv, n_rep * seq, hd)
+            let y = y.reshape((1, c.n_head, seq_len, c.head_dim))?.transpose(1, 2)?.reshape((1, seq_len, c.embedding_length))?;
             let x1 = (layer.wo.forward(&y)? + residual)?;
             let h = layer.ffn_norm.forward(&x1)?;
-            let gate = candle_nn::ops::silu(&layer.w_gate.forward(&h)?)?;
-            let up = layer.w_up.forward(&h)?;
+            let gate_up = layer.w_gate_up.forward(&h)?;
+            let gate = candle_nn::ops::silu(&gate_up.narrow(D::Minus1, 0, ffn_len)?)?;
+            let up = gate_up.narrow(D::Minus1, ffn_len, ffn_len)?;
             x = (layer.w_down.forward(&(gate * up)?)? + &x1)?;
         }
         let x = self.norm.forward(&x.i((.., seq_len - 1..seq_len, ..))?)?;
@@ -280,12 +286,12 @@ fn causal_mask(seq_len: usize, pos: usize, device: &Device) -> candle_core::Resu
     Tensor::from_vec(mask, (1, 1, seq_len, kv_len), device)
 }
 
-fn repeat_kv(x: Tensor, n_rep: usize) -> candle_core::Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x);
+/// The feed-forward width: the row length of the down projection.
+fn layer_ffn_len(w_down: &QMatMul) -> candle_core::Result<usize> {
+    match w_down {
+        QMatMul::QTensor(t) => Ok(t.shape().dims2()?.1),
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => Ok(t.dims2()?.1),
     }
-    let (b, n_kv, seq, hd) = x.dims4()?;
-    Tensor::cat(&vec![&x; n_rep], 2)?.reshape((b, n_kv * n_rep, seq, hd))
 }
 
 /// Names a GGML block type the way llama.cpp does ("Q8_0", "Q4_K", "F32").

@@ -90,6 +90,10 @@ pub struct Generation {
     text: String,
     /// Bytes of `text` already handed out by `next_piece`.
     emitted: usize,
+    /// Generated tokens already decoded into `text[..stable_len]` for good (they ended on a whole
+    /// UTF-8 character), so each step decodes only the tokens after them.
+    stable_tokens: usize,
+    stable_len: usize,
     next_logits: Option<Vec<f32>>,
     finish: Option<FinishReason>,
 }
@@ -142,6 +146,8 @@ impl Generation {
             stop,
             text: String::new(),
             emitted: 0,
+            stable_tokens: 0,
+            stable_len: 0,
             next_logits: logits,
             finish: None,
         })
@@ -194,7 +200,13 @@ impl Generation {
             return Ok(());
         }
         self.tokens.push(token);
-        self.text = self.model.tokenizer.decode(&self.tokens[self.prompt_len..], true)?;
+        let tail = self.model.tokenizer.decode(&self.tokens[self.prompt_len + self.stable_tokens..], true)?;
+        self.text.truncate(self.stable_len);
+        self.text.push_str(&tail);
+        if !tail.ends_with('\u{FFFD}') {
+            self.stable_tokens = self.tokens.len() - self.prompt_len;
+            self.stable_len = self.text.len();
+        }
         if let Some(at) = self.first_stop() {
             self.text.truncate(at);
             self.finish = Some(FinishReason::StopString);

@@ -21,6 +21,8 @@ fn is_special_type(token_type: u64) -> bool {
 
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// Cached: `Tokenizer::get_vocab_size` builds the whole vocabulary map on every call.
+    vocab_size: usize,
     pub bos_id: Option<u32>,
     pub eos_id: Option<u32>,
     /// Tokens that end generation: EOS and the chat end-of-turn marker when present.
@@ -103,11 +105,12 @@ impl TextTokenizer {
         end_ids.sort_unstable();
         end_ids.dedup();
         let add_bos = matches!(gguf.get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
-        Ok(TextTokenizer { inner, bos_id, eos_id, end_ids, add_bos })
+        let vocab_size = inner.get_vocab_size(true);
+        Ok(TextTokenizer { inner, vocab_size, bos_id, eos_id, end_ids, add_bos })
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        self.vocab_size
     }
 
     /// Token ids of `text`; special-token markers in the text (e.g. `<|im_start|>`) become their

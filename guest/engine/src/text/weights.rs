@@ -72,6 +72,31 @@ impl WeightLoader {
         Ok(held)
     }
 
+    /// Several matrices with the same row length stacked into one (e.g. Q, K and V), so one
+    /// matmul - and one quantization of the activations - serves all of them.
+    pub fn stacked_qtensor(&mut self, gguf: &GgufFile, names: &[String]) -> Result<QTensor> {
+        let parts = names.iter().map(|n| self.qtensor(gguf, n)).collect::<Result<Vec<_>>>()?;
+        let dtype = parts[0].dtype();
+        let cols = parts[0].shape().dims2()?.1;
+        let mut rows = 0;
+        let mut bytes = Vec::new();
+        for (part, name) in parts.iter().zip(names) {
+            let (r, c) = part.shape().dims2()?;
+            if part.dtype() != dtype || c != cols {
+                return Err(EngineError::InvalidModel(format!(
+                    "{}: tensor {name} is {:?} {r}x{c}, unlike {} ({dtype:?}, {cols} columns)",
+                    gguf.file_name,
+                    part.dtype(),
+                    names[0]
+                )));
+            }
+            rows += r;
+            bytes.extend_from_slice(&part.data()?);
+        }
+        drop(parts);
+        Ok(raw_qtensor(&bytes, dtype, vec![rows, cols])?)
+    }
+
     pub fn dominant_held(&self) -> String {
         dominant(&self.held_by_type)
     }
