@@ -10,6 +10,7 @@ wit_bindgen::generate!({ path: "../../wit", world: "engine" });
 
 use exports::llmkg::engine::inference::{self, GuestTokenStream};
 use exports::llmkg::engine::introspect;
+use exports::llmkg::engine::knowledge as kg;
 use exports::llmkg::engine::models::{self, GuestModelUpload};
 use llmkg::engine::types::{Error, ModelInfo, ModelKind};
 
@@ -241,5 +242,146 @@ impl introspect::Guest for Component {
     fn build_info() -> introspect::BuildReport {
         let b = engine::build_info();
         introspect::BuildReport { engine_version: b.engine_version, target: b.target, simd128: b.simd128, relaxed_simd: b.relaxed_simd }
+    }
+}
+
+fn term_out(t: engine::Term) -> kg::Term {
+    match t {
+        engine::Term::Iri(i) => kg::Term::Iri(i),
+        engine::Term::BlankNode(b) => kg::Term::BlankNode(b),
+        engine::Term::Literal(l) => kg::Term::Literal(kg::Literal { value: l.value, datatype: l.datatype, language: l.language }),
+    }
+}
+
+fn triple_out(t: engine::Triple) -> kg::Triple {
+    kg::Triple { subject: term_out(t.subject), predicate: term_out(t.predicate), object: term_out(t.object) }
+}
+
+fn fact_in(f: kg::Fact) -> engine::Fact {
+    engine::Fact {
+        subject: f.subject,
+        predicate: f.predicate,
+        object: match f.object {
+            kg::FactObject::Entity(e) => engine::FactObject::Entity(e),
+            kg::FactObject::Text(t) => engine::FactObject::Text(t),
+            kg::FactObject::Literal(l) => {
+                engine::FactObject::Literal(engine::Literal { value: l.value, datatype: l.datatype, language: l.language })
+            }
+        },
+        confidence: f.confidence,
+        source: f.source,
+    }
+}
+
+fn change_out(c: engine::ChangeReport) -> kg::ChangeReport {
+    kg::ChangeReport { changed: c.changed, total: c.total }
+}
+
+fn format_in(f: kg::RdfFormat) -> engine::RdfFormat {
+    match f {
+        kg::RdfFormat::NTriples => engine::RdfFormat::NTriples,
+        kg::RdfFormat::NQuads => engine::RdfFormat::NQuads,
+        kg::RdfFormat::Turtle => engine::RdfFormat::Turtle,
+    }
+}
+
+impl kg::Guest for Component {
+    fn insert(facts: Vec<kg::Fact>) -> Result<kg::ChangeReport, Error> {
+        let facts: Vec<_> = facts.into_iter().map(fact_in).collect();
+        with_engine(|e| e.kg_insert(&facts)).map(change_out).map_err(Error::from)
+    }
+
+    fn remove(facts: Vec<kg::Fact>) -> Result<kg::ChangeReport, Error> {
+        let facts: Vec<_> = facts.into_iter().map(fact_in).collect();
+        with_engine(|e| e.kg_remove(&facts)).map(change_out).map_err(Error::from)
+    }
+
+    fn query(sparql: String, row_limit: u32) -> Result<kg::QueryResult, Error> {
+        let result = with_engine(|e| e.kg_query(&sparql, row_limit))?;
+        Ok(match result {
+            engine::QueryResult::Boolean(b) => kg::QueryResult::Boolean(b),
+            engine::QueryResult::Updated(c) => kg::QueryResult::Updated(change_out(c)),
+            engine::QueryResult::Triples(t) => kg::QueryResult::Triples(t.into_iter().map(triple_out).collect()),
+            engine::QueryResult::Solutions(s) => kg::QueryResult::Solutions(kg::Solutions {
+                variables: s.variables,
+                rows: s.rows.into_iter().map(|r| r.into_iter().map(|t| t.map(term_out)).collect()).collect(),
+                truncated: s.truncated,
+            }),
+        })
+    }
+
+    fn import(format: kg::RdfFormat, data: Vec<u8>) -> Result<kg::ChangeReport, Error> {
+        with_engine(|e| e.kg_import(format_in(format), &data)).map(change_out).map_err(Error::from)
+    }
+
+    fn export(format: kg::RdfFormat) -> Result<Vec<u8>, Error> {
+        with_engine(|e| e.kg_export(format_in(format))).map_err(Error::from)
+    }
+
+    fn search(text: String, k: u32) -> Result<Vec<kg::SearchHit>, Error> {
+        let hits = with_engine(|e| e.kg_search(&text, k))?;
+        Ok(hits.into_iter().map(|h| kg::SearchHit { iri: h.iri, label: h.label, score: h.score }).collect())
+    }
+
+    fn neighbors(entity: String, hops: u32, limit: u32) -> Result<Vec<kg::Triple>, Error> {
+        let triples = with_engine(|e| e.kg_neighbors(&entity, hops, limit))?;
+        Ok(triples.into_iter().map(triple_out).collect())
+    }
+
+    fn ask(question: String, options: kg::AskOptions) -> Result<kg::Answer, Error> {
+        let options = engine::AskOptions {
+            model: options.model,
+            entities: options.entities,
+            hops: options.hops,
+            max_facts: options.max_facts,
+            max_tokens: options.max_tokens,
+            sampling: sampling_in(options.sampling),
+        };
+        let answer = with_engine(|e| e.kg_ask(&question, &options))?;
+        Ok(kg::Answer {
+            text: answer.text,
+            facts: answer
+                .facts
+                .into_iter()
+                .map(|f| kg::GroundingFact {
+                    triple: triple_out(f.triple),
+                    sentence: f.sentence,
+                    score: f.score,
+                    confidence: f.confidence,
+                    source: f.source,
+                })
+                .collect(),
+            completion: completion_out(answer.completion),
+        })
+    }
+
+    fn set_embedding_model(model: String) -> Result<(), Error> {
+        with_engine(|e| e.kg_set_embedding_model(&model)).map_err(Error::from)
+    }
+
+    fn stats() -> kg::GraphStats {
+        // Counting only reads the store; an error here would be a storage bug, shown as zeros.
+        let s = with_engine(|e| e.kg_stats()).unwrap_or(engine::GraphStats {
+            triples: 0,
+            entities: 0,
+            indexed: 0,
+            pending: 0,
+            embedding_model: None,
+        });
+        kg::GraphStats {
+            triples: s.triples,
+            entities: s.entities,
+            indexed: s.indexed,
+            pending: s.pending,
+            embedding_model: s.embedding_model,
+        }
+    }
+
+    fn export_index() -> Result<Vec<u8>, Error> {
+        with_engine(|e| e.kg_export_index()).map_err(Error::from)
+    }
+
+    fn import_index(data: Vec<u8>) -> Result<u64, Error> {
+        with_engine(|e| e.kg_import_index(&data)).map_err(Error::from)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::embed::bert::BertEmbedder;
 use crate::error::{EngineError, Result};
+use crate::knowledge::KnowledgeGraph;
 use crate::memory;
 use crate::text::{Generation, TextModel};
 use crate::types::*;
@@ -20,9 +21,22 @@ struct Loaded {
     model: Model,
 }
 
-#[derive(Default)]
 pub struct Engine {
     models: BTreeMap<String, Loaded>,
+    pub(crate) graph: KnowledgeGraph,
+    /// The embedding model chosen to index the graph (`set-embedding-model`); by default the
+    /// first loaded one.
+    pub(crate) graph_embedding_model: Option<String>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            models: BTreeMap::new(),
+            graph: KnowledgeGraph::new().expect("an in-memory store cannot fail to open"),
+            graph_embedding_model: None,
+        }
+    }
 }
 
 const MAX_ID_LEN: usize = 128;
@@ -156,7 +170,20 @@ impl Engine {
         }
     }
 
-    fn text_model(&self, id: &str) -> Result<Arc<TextModel>> {
+    pub(crate) fn embedding_model(&self, id: &str) -> Result<Arc<BertEmbedder>> {
+        match self.models.get(id).map(|m| &m.model) {
+            Some(Model::Embedding(b)) => Ok(b.clone()),
+            Some(Model::Text(_)) => Err(EngineError::InvalidInput(format!("model {id} is a text-generation model, not an embedding model"))),
+            None => Err(self.not_found(id)),
+        }
+    }
+
+    /// Ids of the loaded models of one kind, in load-id order.
+    pub(crate) fn model_ids(&self, kind: ModelKind) -> Vec<String> {
+        self.models.values().filter(|m| m.info.kind == kind).map(|m| m.info.id.clone()).collect()
+    }
+
+    pub(crate) fn text_model(&self, id: &str) -> Result<Arc<TextModel>> {
         match self.models.get(id).map(|m| &m.model) {
             Some(Model::Text(t)) => Ok(t.clone()),
             Some(Model::Embedding(_)) => Err(EngineError::InvalidInput(format!(

@@ -6,6 +6,8 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod gguf;
+mod grounding;
+pub mod knowledge;
 pub mod memory;
 pub mod testing;
 pub mod text;

@@ -126,3 +126,119 @@ pub struct BuildInfo {
     pub simd128: bool,
     pub relaxed_simd: bool,
 }
+
+// ---- knowledge graph ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Literal {
+    pub value: String,
+    pub datatype: String,
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Term {
+    Iri(String),
+    Literal(Literal),
+    BlankNode(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Triple {
+    pub subject: Term,
+    pub predicate: Term,
+    pub object: Term,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactObject {
+    Entity(String),
+    Text(String),
+    Literal(Literal),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub subject: String,
+    pub predicate: String,
+    pub object: FactObject,
+    pub confidence: Option<f32>,
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeReport {
+    pub changed: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Solutions {
+    pub variables: Vec<String>,
+    pub rows: Vec<Vec<Option<Term>>>,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryResult {
+    Solutions(Solutions),
+    Boolean(bool),
+    Triples(Vec<Triple>),
+    Updated(ChangeReport),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdfFormat {
+    NTriples,
+    NQuads,
+    Turtle,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub iri: String,
+    pub label: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskOptions {
+    /// Empty: the first loaded text-generation model.
+    pub model: String,
+    pub entities: u32,
+    pub hops: u32,
+    pub max_facts: u32,
+    pub max_tokens: u32,
+    pub sampling: Option<Sampling>,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        AskOptions { model: String::new(), entities: 4, hops: 1, max_facts: 8, max_tokens: 96, sampling: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroundingFact {
+    pub triple: Triple,
+    pub sentence: String,
+    pub score: f32,
+    pub confidence: Option<f32>,
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub text: String,
+    pub facts: Vec<GroundingFact>,
+    pub completion: Completion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphStats {
+    pub triples: u64,
+    pub entities: u64,
+    pub indexed: u64,
+    pub pending: u64,
+    pub embedding_model: Option<String>,
+}

@@ -76,3 +76,63 @@ pub fn guest_error(e: &GuestError) -> Value {
     let (case, message) = guest_error_parts(e);
     json!({ "error": case, "message": message })
 }
+
+pub fn term(t: &crate::Term) -> Value {
+    match t {
+        crate::Term::Iri(i) => json!({ "type": "iri", "value": i }),
+        crate::Term::BlankNode(b) => json!({ "type": "bnode", "value": b }),
+        crate::Term::Literal(l) => match &l.language {
+            Some(lang) => json!({ "type": "literal", "value": l.value, "datatype": l.datatype, "lang": lang }),
+            None => json!({ "type": "literal", "value": l.value, "datatype": l.datatype }),
+        },
+    }
+}
+
+pub fn triple(t: &crate::Triple) -> Value {
+    json!({ "subject": term(&t.subject), "predicate": term(&t.predicate), "object": term(&t.object) })
+}
+
+pub fn change_report(c: &crate::ChangeReport) -> Value {
+    json!({ "changed": c.changed, "total": c.total })
+}
+
+pub fn query_result(r: &crate::QueryResult) -> Value {
+    match r {
+        crate::QueryResult::Boolean(b) => json!({ "boolean": b }),
+        crate::QueryResult::Updated(c) => json!({ "updated": change_report(c) }),
+        crate::QueryResult::Triples(t) => json!({ "triples": t.iter().map(triple).collect::<Vec<_>>() }),
+        crate::QueryResult::Solutions(s) => json!({
+            "variables": s.variables,
+            "rows": s.rows.iter().map(|row| row.iter().map(|t| t.as_ref().map(term)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "truncated": s.truncated,
+        }),
+    }
+}
+
+pub fn search_hit(h: &crate::SearchHit) -> Value {
+    json!({ "iri": h.iri, "label": h.label, "score": h.score })
+}
+
+pub fn answer(a: &crate::Answer) -> Value {
+    json!({
+        "text": a.text,
+        "facts": a.facts.iter().map(|f| json!({
+            "sentence": f.sentence,
+            "score": f.score,
+            "triple": triple(&f.triple),
+            "confidence": f.confidence,
+            "source": f.source,
+        })).collect::<Vec<_>>(),
+        "completion": completion(&a.completion),
+    })
+}
+
+pub fn graph_stats(s: &crate::GraphStats) -> Value {
+    json!({
+        "triples": s.triples,
+        "entities": s.entities,
+        "indexed": s.indexed,
+        "pending": s.pending,
+        "embedding_model": s.embedding_model,
+    })
+}

@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod component;
+pub mod datadir;
 pub mod error;
 pub mod json;
 pub mod models;
@@ -24,4 +25,8 @@ pub use runtime::{
     BuildReport, ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, GuestError,
     LlmkgRuntime, LoadOptions, MemoryReport, ModelFile, ModelInfo, ModelKind, ModelMemory,
     RuntimeOptions, Sampling, WeightConversion,
+};
+pub use runtime::{
+    Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, Literal, QueryResult, RdfFormat,
+    SearchHit, Solutions, Term, Triple,
 };

@@ -18,6 +18,8 @@ use cli::GlobalArgs;
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
+    #[command(flatten)]
+    graph: cli::kg::GraphArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,12 +37,21 @@ enum Command {
     Stats(cli::stats::StatsArgs),
     /// List the models in the model cache directory.
     Models(cli::models::ModelsArgs),
+    /// The knowledge graph: import, export, insert, remove, stats.
+    #[command(subcommand)]
+    Kg(cli::kg::KgCommand),
+    /// Run a SPARQL 1.1 query or update on the knowledge graph.
+    Query(cli::kg::QueryArgs),
+    /// Semantic search over the graph's entity labels.
+    Search(cli::kg::SearchArgs),
+    /// Answer a question from facts retrieved from the graph (graph RAG).
+    Ask(cli::kg::AskArgs),
     /// Measure the component against the same engine native, in one run (tok/s, latency).
     Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
-    let Cli { global, command } = Cli::parse();
+    let Cli { global, graph, command } = Cli::parse();
     let result = match command {
         Command::Generate(args) => cli::generate::run_generate(&global, args),
         Command::Chat(args) => cli::generate::run_chat(&global, args),
@@ -48,6 +59,10 @@ fn main() -> ExitCode {
         Command::Stats(args) => cli::stats::run(&global, args),
         Command::Models(args) => cli::models::run(&global, args),
         Command::Bench(args) => cli::bench::run(&global, args),
+        Command::Kg(command) => cli::kg::run_kg(&global, &graph, command),
+        Command::Query(args) => cli::kg::run_query(&global, &graph, args),
+        Command::Search(args) => cli::kg::run_search(&global, &graph, args),
+        Command::Ask(args) => cli::kg::run_ask(&global, &graph, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

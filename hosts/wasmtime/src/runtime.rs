@@ -30,6 +30,10 @@ pub use bindings::exports::llmkg::engine::inference::{
 };
 pub use bindings::exports::llmkg::engine::introspect::{BuildReport, MemoryReport, ModelMemory};
 pub use bindings::exports::llmkg::engine::models::{LoadOptions, ModelFile, WeightConversion};
+pub use bindings::exports::llmkg::engine::knowledge::{
+    Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, Literal, QueryResult, RdfFormat,
+    SearchHit, Solutions, Term, Triple,
+};
 pub use bindings::llmkg::engine::types::{Error as GuestError, ModelInfo, ModelKind};
 
 /// Model files are streamed into the component in chunks of this size, so the host never holds a
@@ -276,6 +280,67 @@ impl LlmkgRuntime {
     pub fn detokenize(&mut self, model: &str, tokens: &[u32]) -> Result<String> {
         self.arm_deadline();
         self.guest(|w, s| w.llmkg_engine_inference().call_detokenize(s, model, tokens))
+    }
+
+    pub fn kg_insert(&mut self, facts: &[Fact]) -> Result<ChangeReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_insert(s, facts))
+    }
+
+    pub fn kg_remove(&mut self, facts: &[Fact]) -> Result<ChangeReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_remove(s, facts))
+    }
+
+    /// SPARQL 1.1 query or update; `row_limit` 0 means no cap.
+    pub fn kg_query(&mut self, sparql: &str, row_limit: u32) -> Result<QueryResult> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_query(s, sparql, row_limit))
+    }
+
+    pub fn kg_import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_import(s, format, data))
+    }
+
+    pub fn kg_export(&mut self, format: RdfFormat) -> Result<Vec<u8>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_export(s, format))
+    }
+
+    pub fn kg_search(&mut self, text: &str, k: u32) -> Result<Vec<SearchHit>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_search(s, text, k))
+    }
+
+    pub fn kg_neighbors(&mut self, entity: &str, hops: u32, limit: u32) -> Result<Vec<Triple>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_neighbors(s, entity, hops, limit))
+    }
+
+    pub fn kg_ask(&mut self, question: &str, options: &AskOptions) -> Result<Answer> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_ask(s, question, options))
+    }
+
+    pub fn kg_set_embedding_model(&mut self, model: &str) -> Result<()> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_set_embedding_model(s, model))
+    }
+
+    pub fn kg_stats(&mut self) -> Result<GraphStats> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_stats(s).map(Ok))
+    }
+
+    pub fn kg_export_index(&mut self) -> Result<Vec<u8>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_export_index(s))
+    }
+
+    pub fn kg_import_index(&mut self, data: &[u8]) -> Result<u64> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_import_index(s, data))
     }
 
     pub fn memory_stats(&mut self) -> Result<MemoryReport> {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod embed;
 pub mod generate;
+pub mod kg;
 pub mod models;
 pub mod stats;
 

@@ -315,3 +315,52 @@ impl introspect::Guest for Stub {
         }
     }
 }
+
+/// The stub holds no graph: every knowledge call says so (the real graph is tested end to end).
+mod knowledge_stub {
+    use super::exports::llmkg::engine::knowledge as kg;
+    use super::{Error, Stub};
+
+    fn none<T>() -> Result<T, Error> {
+        Err(Error::Unsupported("the stub component has no knowledge graph".into()))
+    }
+
+    impl kg::Guest for Stub {
+        fn insert(_: Vec<kg::Fact>) -> Result<kg::ChangeReport, Error> {
+            none()
+        }
+        fn remove(_: Vec<kg::Fact>) -> Result<kg::ChangeReport, Error> {
+            none()
+        }
+        fn query(_: String, _: u32) -> Result<kg::QueryResult, Error> {
+            none()
+        }
+        fn import(_: kg::RdfFormat, _: Vec<u8>) -> Result<kg::ChangeReport, Error> {
+            none()
+        }
+        fn export(_: kg::RdfFormat) -> Result<Vec<u8>, Error> {
+            none()
+        }
+        fn search(_: String, _: u32) -> Result<Vec<kg::SearchHit>, Error> {
+            none()
+        }
+        fn neighbors(_: String, _: u32, _: u32) -> Result<Vec<kg::Triple>, Error> {
+            none()
+        }
+        fn ask(_: String, _: kg::AskOptions) -> Result<kg::Answer, Error> {
+            none()
+        }
+        fn set_embedding_model(_: String) -> Result<(), Error> {
+            none()
+        }
+        fn stats() -> kg::GraphStats {
+            kg::GraphStats { triples: 0, entities: 0, indexed: 0, pending: 0, embedding_model: None }
+        }
+        fn export_index() -> Result<Vec<u8>, Error> {
+            none()
+        }
+        fn import_index(_: Vec<u8>) -> Result<u64, Error> {
+            none()
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The knowledge graph: an oxigraph in-memory RDF store (SPARQL 1.1, RDF formats) plus what no
+//! RDF store has: plain-string facts mapped into a default namespace, provenance per fact, an
+//! embedding index over entity labels (kept in [`index`], filled by the engine, which owns the
+//! embedding models), and neighbourhoods verbalised for grounded generation.
+
+pub mod index;
+pub mod names;
+pub mod verbalize;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use oxigraph::io::{RdfFormat as OxFormat, RdfParser, RdfSerializer};
+use oxigraph::model::{
+    GraphName, GraphNameRef, Literal as OxLiteral, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, QuadRef, Term as OxTerm,
+};
+use oxigraph::sparql::{QueryResults, SparqlEvaluator};
+use oxigraph::store::Store;
+
+use crate::error::{EngineError, Result};
+use crate::types::*;
+use index::LabelIndex;
+use names::{has_scheme, readable, to_iri, NAMESPACE, RDFS_LABEL, RDF_LANG_STRING, RDF_TYPE, XSD_STRING};
+
+const PROVENANCE_GRAPH: &str = "urn:llmkg:graph:provenance";
+const RDF_SUBJECT: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#subject";
+const RDF_PREDICATE: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#predicate";
+const RDF_OBJECT: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#object";
+const XSD_DOUBLE: &str = "http://www.w3.org/2001/XMLSchema#double";
+
+pub struct KnowledgeGraph {
+    store: Store,
+    pub index: LabelIndex,
+    /// The graph changed since the index was last brought up to date.
+    pub index_stale: bool,
+}
+
+fn storage(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("graph store: {e}"))
+}
+
+impl KnowledgeGraph {
+    pub fn new() -> Result<Self> {
+        Ok(KnowledgeGraph { store: Store::new().map_err(storage)?, index: LabelIndex::default(), index_stale: false })
+    }
+
+    /// Triples in the default graph (provenance lives in its own graph).
+    pub fn len(&self) -> Result<u64> {
+        let mut n = 0u64;
+        for q in self.store.quads_for_pattern(None, None, None, Some(GraphNameRef::DefaultGraph)) {
+            q.map_err(storage)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    fn report(&mut self, before: u64) -> Result<ChangeReport> {
+        let total = self.len()?;
+        if total != before {
+            self.index_stale = true;
+        }
+        Ok(ChangeReport { changed: total.abs_diff(before), total })
+    }
+
+    pub fn insert(&mut self, facts: &[Fact]) -> Result<ChangeReport> {
+        let quads = facts.iter().enumerate().map(|(i, f)| fact_quads(f, i, &self.store)).collect::<Result<Vec<_>>>()?;
+        let before = self.len()?;
+        self.store.extend(quads.into_iter().flatten()).map_err(storage)?;
+        self.report(before)
+    }
+
+    pub fn remove(&mut self, facts: &[Fact]) -> Result<ChangeReport> {
+        let before = self.len()?;
+        for (i, fact) in facts.iter().enumerate() {
+            let (s, p, o) = fact_terms(fact, i)?;
+            let quad = Quad::new(s.clone(), p.clone(), o.clone(), GraphName::DefaultGraph);
+            self.store.remove(&quad).map_err(storage)?;
+            let node = provenance_node(&s, &p, &o);
+            let graph = NamedNode::new_unchecked(PROVENANCE_GRAPH);
+            let stale: Vec<Quad> = self
+                .store
+                .quads_for_pattern(Some(node.as_ref().into()), None, None, Some(graph.as_ref().into()))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(storage)?;
+            for q in stale {
+                self.store.remove(&q).map_err(storage)?;
+            }
+            // Entities named by plain strings got a label from us; drop it once nothing else
+            // mentions them, so removed facts leave no ghost entities behind.
+            let subject = match &s {
+                NamedOrBlankNode::NamedNode(n) => Some(n.clone()),
+                _ => None,
+            };
+            let object = match &o {
+                OxTerm::NamedNode(n) => Some(n.clone()),
+                _ => None,
+            };
+            for (name, node) in [(fact.subject.as_str(), subject), (object_name(fact), object)] {
+                if let Some(n) = node {
+                    if !name.is_empty() && !has_scheme(name) && !self.is_mentioned(&n)? {
+                        self.remove_labels(&n)?;
+                    }
+                }
+            }
+        }
+        self.report(before)
+    }
+
+    fn is_mentioned(&self, node: &NamedNode) -> Result<bool> {
+        let label = NamedNode::new_unchecked(RDFS_LABEL);
+        let as_subject = self
+            .store
+            .quads_for_pattern(Some(node.as_ref().into()), None, None, Some(GraphNameRef::DefaultGraph))
+            .filter_map(|q| q.ok())
+            .any(|q| q.predicate != label);
+        let as_object = self
+            .store
+            .quads_for_pattern(None, None, Some(node.as_ref().into()), Some(GraphNameRef::DefaultGraph))
+            .next()
+            .is_some();
+        let as_predicate = self
+            .store
+            .quads_for_pattern(None, Some(node.as_ref()), None, Some(GraphNameRef::DefaultGraph))
+            .next()
+            .is_some();
+        Ok(as_subject || as_object || as_predicate)
+    }
+
+    fn remove_labels(&mut self, node: &NamedNode) -> Result<()> {
+        let label = NamedNode::new_unchecked(RDFS_LABEL);
+        let quads: Vec<Quad> = self
+            .store
+            .quads_for_pattern(Some(node.as_ref().into()), Some(label.as_ref()), None, Some(GraphNameRef::DefaultGraph))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(storage)?;
+        for q in quads {
+            self.store.remove(&q).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// SPARQL 1.1 query or update.
+    pub fn query(&mut self, sparql: &str, row_limit: u32) -> Result<QueryResult> {
+        let limit = if row_limit == 0 { usize::MAX } else { row_limit as usize };
+        match SparqlEvaluator::new().parse_query(sparql) {
+            Ok(prepared) => {
+                let results = prepared.on_store(&self.store).execute().map_err(evaluation)?;
+                read_results(results, limit)
+            }
+            Err(query_error) => match SparqlEvaluator::new().parse_update(sparql) {
+                Ok(update) => {
+                    let before = self.len()?;
+                    update.on_store(&self.store).execute().map_err(|e| EngineError::InvalidInput(format!("SPARQL update: {e}")))?;
+                    Ok(QueryResult::Updated(self.report(before)?))
+                }
+                Err(update_error) => {
+                    let error = if looks_like_update(sparql) { update_error.to_string() } else { query_error.to_string() };
+                    Err(EngineError::QuerySyntax(format!("SPARQL {error}")))
+                }
+            },
+        }
+    }
+
+    /// All or nothing: everything is parsed before anything is added.
+    pub fn import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
+        let mut quads = Vec::new();
+        for quad in RdfParser::from_format(ox_format(format)).for_slice(data) {
+            quads.push(quad.map_err(|e| {
+                let at = e.location().map(|l| format!(" at line {}, column {}", l.start.line + 1, l.start.column + 1));
+                EngineError::InvalidInput(format!("{format:?} import{}: {e}; nothing was imported", at.unwrap_or_default()))
+            })?);
+        }
+        let before = self.len()?;
+        self.store.extend(quads).map_err(storage)?;
+        self.report(before)
+    }
+
+    pub fn export(&self, format: RdfFormat) -> Result<Vec<u8>> {
+        let serializer = RdfSerializer::from_format(ox_format(format));
+        match format {
+            RdfFormat::NQuads => self.store.dump_to_writer(serializer, Vec::new()).map_err(storage),
+            RdfFormat::NTriples | RdfFormat::Turtle => {
+                let serializer = if format == RdfFormat::Turtle {
+                    serializer.with_prefix("kg", NAMESPACE).map_err(storage)?.with_prefix("rdfs", "http://www.w3.org/2000/01/rdf-schema#").map_err(storage)?
+                } else {
+                    serializer
+                };
+                self.store.dump_graph_to_writer(GraphNameRef::DefaultGraph, serializer, Vec::new()).map_err(storage)
+            }
+        }
+    }
+
+    /// Every entity (IRI in subject or object position, not used as a predicate) with its label:
+    /// its rdfs:label (untagged or English first), else a readable form of the IRI.
+    pub fn entities(&self) -> Result<Vec<(String, String)>> {
+        let mut labels: HashMap<String, (u8, String)> = HashMap::new();
+        let mut predicates: HashSet<String> = HashSet::new();
+        for q in self.store.quads_for_pattern(None, None, None, Some(GraphNameRef::DefaultGraph)) {
+            let q = q.map_err(storage)?;
+            predicates.insert(q.predicate.as_str().to_string());
+            if let NamedOrBlankNode::NamedNode(s) = &q.subject {
+                let entry = labels.entry(s.as_str().to_string()).or_insert((u8::MAX, String::new()));
+                if q.predicate.as_str() == RDFS_LABEL {
+                    if let OxTerm::Literal(l) = &q.object {
+                        let rank = match l.language() {
+                            None => 0,
+                            Some(lang) if lang.starts_with("en") => 1,
+                            Some(_) => 2,
+                        };
+                        if rank < entry.0 {
+                            *entry = (rank, l.value().to_string());
+                        }
+                    }
+                }
+            }
+            if let OxTerm::NamedNode(o) = &q.object {
+                labels.entry(o.as_str().to_string()).or_insert((u8::MAX, String::new()));
+            }
+        }
+        let mut out: Vec<(String, String)> = labels
+            .into_iter()
+            .filter(|(iri, _)| !predicates.contains(iri))
+            .map(|(iri, (rank, label))| {
+                let label = if rank == u8::MAX { readable(&iri) } else { label };
+                (iri, label)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// A readable label for any IRI (its rdfs:label, else from the IRI itself).
+    pub fn label(&self, iri: &str) -> String {
+        if let Some(l) = self.index.label(iri) {
+            return l.to_string();
+        }
+        let Ok(node) = NamedNode::new(iri) else { return iri.to_string() };
+        let label = NamedNode::new_unchecked(RDFS_LABEL);
+        self.store
+            .quads_for_pattern(Some(node.as_ref().into()), Some(label.as_ref()), None, Some(GraphNameRef::DefaultGraph))
+            .filter_map(|q| q.ok())
+            .find_map(|q| match q.object {
+                OxTerm::Literal(l) => Some(l.value().to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| readable(iri))
+    }
+
+    /// Triples around `entity`, both directions, breadth first up to `hops`, at most `limit`.
+    /// Labels and types of the visited nodes are left out: they are how entities are named, not
+    /// facts about them.
+    pub fn neighbors(&self, entity: &str, hops: u32, limit: u32) -> Result<Vec<Triple>> {
+        let start = NamedNode::new(to_iri(entity))
+            .map_err(|e| EngineError::InvalidInput(format!("entity {entity:?} is not a valid IRI: {e}")))?;
+        let limit = if limit == 0 { usize::MAX } else { limit as usize };
+        let mut seen_nodes: HashSet<NamedNode> = HashSet::from([start.clone()]);
+        let mut frontier = vec![start];
+        let mut out: Vec<Triple> = Vec::new();
+        let mut seen_triples: HashSet<Triple> = HashSet::new();
+        for _ in 0..hops.max(1) {
+            let mut next = Vec::new();
+            for node in &frontier {
+                let outgoing = self.store.quads_for_pattern(Some(node.as_ref().into()), None, None, Some(GraphNameRef::DefaultGraph));
+                let incoming = self.store.quads_for_pattern(None, None, Some(node.as_ref().into()), Some(GraphNameRef::DefaultGraph));
+                for q in outgoing.chain(incoming) {
+                    let q = q.map_err(storage)?;
+                    if q.predicate.as_str() == RDFS_LABEL {
+                        continue;
+                    }
+                    let triple = Triple {
+                        subject: subject_term(&q.subject),
+                        predicate: Term::Iri(q.predicate.as_str().to_string()),
+                        object: term(&q.object),
+                    };
+                    if !seen_triples.insert(triple.clone()) {
+                        continue;
+                    }
+                    out.push(triple);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                    for end in [OxTerm::from(q.subject.clone()), q.object.clone()] {
+                        if let OxTerm::NamedNode(n) = end {
+                            if q.predicate.as_str() != RDF_TYPE && seen_nodes.insert(n.clone()) {
+                                next.push(n);
+                            }
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(out)
+    }
+
+    /// Confidence and source recorded for a triple, if any.
+    pub fn provenance(&self, triple: &Triple) -> (Option<f32>, Option<String>) {
+        let (Term::Iri(s), Term::Iri(p)) = (&triple.subject, &triple.predicate) else { return (None, None) };
+        let Some(o) = ox_term(&triple.object) else { return (None, None) };
+        let node = provenance_node(&NamedNode::new_unchecked(s.clone()).into(), &NamedNode::new_unchecked(p.clone()), &o);
+        let graph = NamedNode::new_unchecked(PROVENANCE_GRAPH);
+        let (mut confidence, mut source) = (None, None);
+        for q in self.store.quads_for_pattern(Some(node.as_ref().into()), None, None, Some(graph.as_ref().into())).flatten() {
+            if let OxTerm::Literal(l) = &q.object {
+                match q.predicate.as_str().strip_prefix(NAMESPACE) {
+                    Some("confidence") => confidence = l.value().parse().ok(),
+                    Some("source") => source = Some(l.value().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        (confidence, source)
+    }
+
+    /// The sentence a model is given for a triple.
+    pub fn verbalize(&self, t: &Triple) -> String {
+        let name = |term: &Term| match term {
+            Term::Iri(iri) => self.label(iri),
+            Term::Literal(l) => l.value.clone(),
+            Term::BlankNode(b) => format!("_:{b}"),
+        };
+        let is_type = matches!(&t.predicate, Term::Iri(p) if p == RDF_TYPE);
+        verbalize::sentence(&name(&t.subject), &name(&t.predicate), &name(&t.object), is_type)
+    }
+}
+
+fn evaluation(e: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidInput(format!("evaluating the SPARQL query: {e}"))
+}
+
+/// The first keyword after the prologue (PREFIX/BASE declarations) names an update form.
+fn looks_like_update(sparql: &str) -> bool {
+    let upper = sparql.to_ascii_uppercase();
+    let words = upper.split(|c: char| c.is_whitespace() || c == '{' || c == '<');
+    for w in words.filter(|w| !w.is_empty()) {
+        match w {
+            "SELECT" | "ASK" | "CONSTRUCT" | "DESCRIBE" => return false,
+            "INSERT" | "DELETE" | "LOAD" | "CLEAR" | "CREATE" | "DROP" | "COPY" | "MOVE" | "ADD" | "WITH" => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn read_results(results: QueryResults, limit: usize) -> Result<QueryResult> {
+    Ok(match results {
+        QueryResults::Boolean(b) => QueryResult::Boolean(b),
+        QueryResults::Solutions(solutions) => {
+            let variables: Vec<String> = solutions.variables().iter().map(|v| v.as_str().to_string()).collect();
+            let mut rows = Vec::new();
+            let mut truncated = false;
+            for solution in solutions {
+                let solution = solution.map_err(evaluation)?;
+                if rows.len() == limit {
+                    truncated = true;
+                    break;
+                }
+                rows.push(variables.iter().map(|v| solution.get(v.as_str()).map(term)).collect());
+            }
+            QueryResult::Solutions(Solutions { variables, rows, truncated })
+        }
+        QueryResults::Graph(triples) => {
+            let mut out = Vec::new();
+            for t in triples {
+                let t = t.map_err(evaluation)?;
+                if out.len() == limit {
+                    break;
+                }
+                out.push(Triple {
+                    subject: subject_term(&t.subject),
+                    predicate: Term::Iri(t.predicate.as_str().to_string()),
+                    object: term(&t.object),
+                });
+            }
+            QueryResult::Triples(out)
+        }
+    })
+}
+
+fn ox_format(format: RdfFormat) -> OxFormat {
+    match format {
+        RdfFormat::NTriples => OxFormat::NTriples,
+        RdfFormat::NQuads => OxFormat::NQuads,
+        RdfFormat::Turtle => OxFormat::Turtle,
+    }
+}
+
+pub fn term(t: &OxTerm) -> Term {
+    match t {
+        OxTerm::NamedNode(n) => Term::Iri(n.as_str().to_string()),
+        OxTerm::BlankNode(b) => Term::BlankNode(b.as_str().to_string()),
+        OxTerm::Literal(l) => Term::Literal(Literal {
+            value: l.value().to_string(),
+            datatype: l.datatype().as_str().to_string(),
+            language: l.language().map(str::to_string),
+        }),
+        #[allow(unreachable_patterns)]
+        _ => Term::Literal(Literal { value: t.to_string(), datatype: XSD_STRING.into(), language: None }),
+    }
+}
+
+fn subject_term(s: &NamedOrBlankNode) -> Term {
+    match s {
+        NamedOrBlankNode::NamedNode(n) => Term::Iri(n.as_str().to_string()),
+        NamedOrBlankNode::BlankNode(b) => Term::BlankNode(b.as_str().to_string()),
+    }
+}
+
+fn ox_term(t: &Term) -> Option<OxTerm> {
+    Some(match t {
+        Term::Iri(i) => NamedNode::new(i.clone()).ok()?.into(),
+        Term::Literal(l) => literal(l, "").ok()?.into(),
+        Term::BlankNode(b) => oxigraph::model::BlankNode::new(b.clone()).ok()?.into(),
+    })
+}
+
+fn iri(name: &str, field: &str) -> Result<NamedNode> {
+    if name.trim().is_empty() {
+        return Err(EngineError::InvalidInput(format!("{field} is empty")));
+    }
+    NamedNode::new(to_iri(name)).map_err(|e| EngineError::InvalidInput(format!("{field} {name:?} is not a valid IRI: {e}")))
+}
+
+fn literal(l: &Literal, field: &str) -> Result<OxLiteral> {
+    match &l.language {
+        Some(lang) => OxLiteral::new_language_tagged_literal(l.value.clone(), lang.clone())
+            .map_err(|e| EngineError::InvalidInput(format!("{field}: language tag {lang:?}: {e}"))),
+        None if l.datatype.is_empty() || l.datatype == XSD_STRING => Ok(OxLiteral::new_simple_literal(l.value.clone())),
+        None if l.datatype == RDF_LANG_STRING => {
+            Err(EngineError::InvalidInput(format!("{field}: rdf:langString needs a language")))
+        }
+        None => {
+            let dt = NamedNode::new(l.datatype.clone())
+                .map_err(|e| EngineError::InvalidInput(format!("{field}: datatype {:?}: {e}", l.datatype)))?;
+            Ok(OxLiteral::new_typed_literal(l.value.clone(), dt))
+        }
+    }
+}
+
+fn object_name(fact: &Fact) -> &str {
+    match &fact.object {
+        FactObject::Entity(e) => e,
+        _ => "",
+    }
+}
+
+fn fact_terms(fact: &Fact, i: usize) -> Result<(NamedOrBlankNode, NamedNode, OxTerm)> {
+    let s = iri(&fact.subject, &format!("facts[{i}].subject"))?;
+    let p = iri(&fact.predicate, &format!("facts[{i}].predicate"))?;
+    let o: OxTerm = match &fact.object {
+        FactObject::Entity(e) => iri(e, &format!("facts[{i}].object"))?.into(),
+        FactObject::Text(t) => OxLiteral::new_simple_literal(t.clone()).into(),
+        FactObject::Literal(l) => literal(l, &format!("facts[{i}].object"))?.into(),
+    };
+    Ok((s.into(), p, o))
+}
+
+/// The quads for one fact: the triple, labels for entities given as plain names (unless they
+/// have one), and provenance when given.
+fn fact_quads(fact: &Fact, i: usize, store: &Store) -> Result<Vec<Quad>> {
+    if let Some(c) = fact.confidence {
+        if !(0.0..=1.0).contains(&c) {
+            return Err(EngineError::InvalidInput(format!("facts[{i}].confidence is {c}; expected 0 to 1")));
+        }
+    }
+    let (s, p, o) = fact_terms(fact, i)?;
+    let mut quads = vec![Quad::new(s.clone(), p.clone(), o.clone(), GraphName::DefaultGraph)];
+    let label = NamedNode::new_unchecked(RDFS_LABEL);
+    let mut named: BTreeSet<(String, String)> = BTreeSet::new();
+    for name in [fact.subject.as_str(), fact.predicate.as_str(), object_name(fact)] {
+        if !name.is_empty() && !has_scheme(name) {
+            named.insert((to_iri(name), name.trim().to_string()));
+        }
+    }
+    for (node, name) in named {
+        let node = NamedNode::new_unchecked(node);
+        let has_label = store
+            .quads_for_pattern(Some(node.as_ref().into()), Some(label.as_ref()), None, Some(GraphNameRef::DefaultGraph))
+            .next()
+            .is_some();
+        if !has_label {
+            quads.push(Quad::new(node, label.clone(), OxLiteral::new_simple_literal(name), GraphName::DefaultGraph));
+        }
+    }
+    if fact.confidence.is_some() || fact.source.is_some() {
+        let node = provenance_node(&s, &p, &o);
+        let graph = GraphName::NamedNode(NamedNode::new_unchecked(PROVENANCE_GRAPH));
+        let ns = |local: &str| NamedNode::new_unchecked(format!("{NAMESPACE}{local}"));
+        let mut add = |pred: NamedNode, obj: OxTerm| quads.push(Quad::new(node.clone(), pred, obj, graph.clone()));
+        add(NamedNode::new_unchecked(RDF_SUBJECT), OxTerm::from(s.clone()));
+        add(NamedNode::new_unchecked(RDF_PREDICATE), p.clone().into());
+        add(NamedNode::new_unchecked(RDF_OBJECT), o.clone());
+        if let Some(c) = fact.confidence {
+            add(ns("confidence"), OxLiteral::new_typed_literal(c.to_string(), NamedNode::new_unchecked(XSD_DOUBLE)).into());
+        }
+        if let Some(src) = &fact.source {
+            add(ns("source"), OxLiteral::new_simple_literal(src.clone()).into());
+        }
+    }
+    Ok(quads)
+}
+
+/// A stable IRI for the statement node that carries a triple's provenance.
+fn provenance_node(s: &NamedOrBlankNode, p: &NamedNode, o: &OxTerm) -> NamedNode {
+    let text = format!("{s} {p} {o}");
+    // FNV-1a: stable across runs and platforms, no dependency.
+    let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    NamedNode::new_unchecked(format!("urn:llmkg:fact:{hash:016x}"))
+}
+
+#[allow(dead_code)]
+fn _assert_quadref(_: QuadRef<'_>, _: NamedNodeRef<'_>) {}

@@ -1,0 +1,303 @@
+//! The knowledge-graph commands: `kg import|export|insert|remove|stats`, `query`, `search`,
+//! `ask`. Each opens the component, loads the graph saved in the data directory, does its one
+//! thing, and saves again (atomically) if the graph or its search index changed.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use llmkg_host::datadir::{default_data_dir, DataDir};
+use llmkg_host::models::{DEFAULT_EMBEDDING_MODEL, DEFAULT_TEXT_MODEL};
+use llmkg_host::{json, AskOptions, Fact, FactObject, LlmkgRuntime, LoadOptions, QueryResult, RdfFormat, Term, WeightConversion};
+use serde_json::json;
+
+use super::{load_model, print_json, GlobalArgs};
+
+#[derive(Args, Debug, Clone)]
+pub struct GraphArgs {
+    /// Where the graph is kept between runs.
+    #[arg(long, global = true, value_name = "DIR", env = "LLMKG_DATA")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl GraphArgs {
+    fn dir(&self) -> DataDir {
+        DataDir::new(self.data_dir.clone().unwrap_or_else(default_data_dir))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KgCommand {
+    /// Import an RDF file (N-Triples .nt, N-Quads .nq, Turtle .ttl); all or nothing.
+    Import {
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Write the graph to stdout (or --output FILE).
+    Export {
+        #[arg(long, value_enum, default_value_t = Format::Turtle)]
+        format: Format,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Add one fact. Names without a scheme become IRIs in urn:llmkg: with a label.
+    Insert(FactArgs),
+    /// Remove one fact.
+    Remove(FactArgs),
+    /// Triples, entities and search-index size.
+    Stats,
+}
+
+#[derive(Args, Debug)]
+pub struct FactArgs {
+    pub subject: String,
+    pub predicate: String,
+    pub object: String,
+    /// The object is a text literal, not an entity.
+    #[arg(long)]
+    pub literal: bool,
+    #[arg(long)]
+    pub confidence: Option<f32>,
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+impl FactArgs {
+    fn fact(&self) -> Fact {
+        Fact {
+            subject: self.subject.clone(),
+            predicate: self.predicate.clone(),
+            object: if self.literal { FactObject::Text(self.object.clone()) } else { FactObject::Entity(self.object.clone()) },
+            confidence: self.confidence,
+            source: self.source.clone(),
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum Format {
+    #[value(name = "ntriples")]
+    NTriples,
+    #[value(name = "nquads")]
+    NQuads,
+    Turtle,
+}
+
+impl From<Format> for RdfFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::NTriples => RdfFormat::NTriples,
+            Format::NQuads => RdfFormat::NQuads,
+            Format::Turtle => RdfFormat::Turtle,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    pub sparql: String,
+    /// At most this many rows (0: all).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    pub text: String,
+    #[arg(long, short, default_value_t = 5)]
+    pub k: u32,
+    #[arg(long, default_value = DEFAULT_EMBEDDING_MODEL)]
+    pub embedding_model: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AskArgs {
+    pub question: String,
+    #[arg(long, short, default_value = DEFAULT_TEXT_MODEL)]
+    pub model: String,
+    #[arg(long, default_value = DEFAULT_EMBEDDING_MODEL)]
+    pub embedding_model: String,
+    /// Entities found by semantic search to start from.
+    #[arg(long, default_value_t = 4)]
+    pub entities: u32,
+    /// Hops of graph expansion around them.
+    #[arg(long, default_value_t = 1)]
+    pub hops: u32,
+    /// Facts given to the model.
+    #[arg(long, default_value_t = 8)]
+    pub max_facts: u32,
+    #[arg(long, default_value_t = 96)]
+    pub max_tokens: u32,
+}
+
+fn open(global: &GlobalArgs, graph: &GraphArgs) -> Result<(LlmkgRuntime, DataDir)> {
+    let mut rt = global.open_runtime()?;
+    let dir = graph.dir();
+    dir.load_into(&mut rt).with_context(|| format!("loading the graph from {}", dir.path.display()))?;
+    Ok((rt, dir))
+}
+
+fn load(rt: &mut LlmkgRuntime, global: &GlobalArgs, spec: &str) -> Result<()> {
+    let source = global.resolve_model(spec)?;
+    let options = LoadOptions { conversion: WeightConversion::Auto, context_length: Some(2048) };
+    load_model(rt, global, &source, &options)?;
+    Ok(())
+}
+
+pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Result<()> {
+    let (mut rt, dir) = open(global, graph)?;
+    match command {
+        KgCommand::Import { file, format } => {
+            let format = match format {
+                Some(f) => f,
+                None => match file.extension().and_then(|e| e.to_str()) {
+                    Some("nt") => Format::NTriples,
+                    Some("nq") => Format::NQuads,
+                    Some("ttl") => Format::Turtle,
+                    _ => bail!("cannot tell the format of {} from its extension; pass --format", file.display()),
+                },
+            };
+            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let report = rt.kg_import(format.into(), &data).with_context(|| format!("importing {}", file.display()))?;
+            dir.save_graph(&mut rt)?;
+            if global.json {
+                print_json(&json::change_report(&report));
+            } else {
+                println!("imported {} new triples from {} ({} in the graph)", report.changed, file.display(), report.total);
+            }
+        }
+        KgCommand::Export { format, output } => {
+            let data = rt.kg_export(format.into())?;
+            match output {
+                Some(path) => std::fs::write(&path, &data).with_context(|| format!("writing {}", path.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&data)?;
+                }
+            }
+        }
+        KgCommand::Insert(args) => {
+            let report = rt.kg_insert(&[args.fact()])?;
+            dir.save_graph(&mut rt)?;
+            if global.json {
+                print_json(&json::change_report(&report));
+            } else {
+                println!("inserted {} triples ({} in the graph)", report.changed, report.total);
+            }
+        }
+        KgCommand::Remove(args) => {
+            let report = rt.kg_remove(&[args.fact()])?;
+            dir.save_graph(&mut rt)?;
+            if global.json {
+                print_json(&json::change_report(&report));
+            } else {
+                println!("removed {} triples ({} in the graph)", report.changed, report.total);
+            }
+        }
+        KgCommand::Stats => {
+            let stats = rt.kg_stats()?;
+            if global.json {
+                print_json(&json!({ "data_dir": dir.path, "graph": json::graph_stats(&stats) }));
+            } else {
+                println!("data dir:  {}", dir.path.display());
+                println!("triples:   {}", stats.triples);
+                println!("entities:  {}", stats.entities);
+                println!("indexed:   {} ({} waiting to be embedded on the next search)", stats.indexed, stats.pending);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run_query(global: &GlobalArgs, graph: &GraphArgs, args: QueryArgs) -> Result<()> {
+    let (mut rt, dir) = open(global, graph)?;
+    let result = rt.kg_query(&args.sparql, args.limit)?;
+    if let QueryResult::Updated(_) = result {
+        dir.save_graph(&mut rt)?;
+    }
+    if global.json {
+        print_json(&json::query_result(&result));
+        return Ok(());
+    }
+    match result {
+        QueryResult::Boolean(b) => println!("{b}"),
+        QueryResult::Updated(c) => println!("updated: {} triples changed ({} in the graph)", c.changed, c.total),
+        QueryResult::Triples(triples) => {
+            for t in triples {
+                println!("{} {} {} .", show(&t.subject), show(&t.predicate), show(&t.object));
+            }
+        }
+        QueryResult::Solutions(s) => {
+            println!("{}", s.variables.iter().map(|v| format!("?{v}")).collect::<Vec<_>>().join("\t"));
+            for row in &s.rows {
+                println!("{}", row.iter().map(|t| t.as_ref().map(show).unwrap_or_default()).collect::<Vec<_>>().join("\t"));
+            }
+            if s.truncated {
+                eprintln!("(more rows; raise --limit)");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run_search(global: &GlobalArgs, graph: &GraphArgs, args: SearchArgs) -> Result<()> {
+    let (mut rt, dir) = open(global, graph)?;
+    load(&mut rt, global, &args.embedding_model)?;
+    let hits = rt.kg_search(&args.text, args.k)?;
+    dir.save_index(&mut rt)?;
+    if global.json {
+        print_json(&json!(hits.iter().map(json::search_hit).collect::<Vec<_>>()));
+    } else {
+        for h in hits {
+            println!("{:.3}  {}  <{}>", h.score, h.label, h.iri);
+        }
+    }
+    Ok(())
+}
+
+pub fn run_ask(global: &GlobalArgs, graph: &GraphArgs, args: AskArgs) -> Result<()> {
+    let (mut rt, dir) = open(global, graph)?;
+    load(&mut rt, global, &args.embedding_model)?;
+    load(&mut rt, global, &args.model)?;
+    let options = AskOptions {
+        model: String::new(),
+        entities: args.entities,
+        hops: args.hops,
+        max_facts: args.max_facts,
+        max_tokens: args.max_tokens,
+        sampling: None,
+    };
+    let answer = rt.kg_ask(&args.question, &options)?;
+    dir.save_index(&mut rt)?;
+    if global.json {
+        print_json(&json::answer(&answer));
+        return Ok(());
+    }
+    println!("{}", answer.text);
+    if !global.quiet {
+        println!("\nsources:");
+        for f in &answer.facts {
+            let provenance = match (&f.source, f.confidence) {
+                (Some(s), Some(c)) => format!("  [source: {s}, confidence {c}]"),
+                (Some(s), None) => format!("  [source: {s}]"),
+                (None, Some(c)) => format!("  [confidence {c}]"),
+                (None, None) => String::new(),
+            };
+            println!("  {:.3}  {}{provenance}", f.score, f.sentence);
+        }
+    }
+    Ok(())
+}
+
+fn show(t: &Term) -> String {
+    match t {
+        Term::Iri(i) => format!("<{i}>"),
+        Term::BlankNode(b) => format!("_:{b}"),
+        Term::Literal(l) => match &l.language {
+            Some(lang) => format!("{:?}@{lang}", l.value),
+            None if l.datatype.ends_with("#string") => format!("{:?}", l.value),
+            None => format!("{:?}^^<{}>", l.value, l.datatype),
+        },
+    }
+}
