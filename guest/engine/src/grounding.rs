@@ -92,9 +92,10 @@ impl Engine {
         self.text_model(&model)?;
         let question_vector = self.embed_one(question)?;
         let facts = self.retrieve(&question_vector, options)?;
-        let mut prompt = String::from(
-            "You are a helpful assistant. Answer the question in one sentence, using these facts:\n",
-        );
+        // This wording, facts in the system message as sentences, is what SmolLM2-135M followed
+        // best of the forms tried (5 of 6 invented-fact questions; "answer in one sentence,
+        // using these facts" made it ignore them).
+        let mut prompt = String::from("You are a helpful assistant. Use these facts:\n");
         for f in &facts {
             prompt.push_str(&f.sentence);
             prompt.push('\n');

@@ -1,0 +1,163 @@
+//! The knowledge graph inside the component, through the Wasmtime host and the `llmkg` CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use llmkg_e2e::*;
+use llmkg_host::*;
+
+fn entity(s: &str, p: &str, o: &str) -> Fact {
+    Fact { subject: s.into(), predicate: p.into(), object: FactObject::Entity(o.into()), confidence: None, source: None }
+}
+
+fn literal(s: &str, p: &str, value: &str, datatype: &str, language: Option<&str>) -> Fact {
+    Fact {
+        subject: s.into(),
+        predicate: p.into(),
+        object: FactObject::Literal(Literal { value: value.into(), datatype: datatype.into(), language: language.map(Into::into) }),
+        confidence: None,
+        source: None,
+    }
+}
+
+/// Sorted N-Quads lines: a set comparison of two graphs without blank nodes.
+fn lines(nquads: &[u8]) -> Vec<String> {
+    let mut l: Vec<String> = String::from_utf8_lossy(nquads).lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+    l.sort();
+    l
+}
+
+fn sample_graph(rt: &mut LlmkgRuntime) {
+    rt.kg_insert(&[
+        entity("France", "capital", "Paris"),
+        entity("Paris", "located in", "France"),
+        entity("https://example.org/Ada_Lovelace", "https://example.org/knows", "Charles Babbage"),
+        literal("France", "population", "68000000", "http://www.w3.org/2001/XMLSchema#integer", None),
+        literal("France", "motto", "Liberté, égalité, fraternité", "", Some("fr")),
+        Fact { source: Some("atlas".into()), confidence: Some(0.75), ..entity("Veltrania", "capital", "Quorvik") },
+    ])
+    .unwrap();
+}
+
+#[test]
+fn export_then_import_gives_the_same_triples_in_each_format() {
+    let mut rt = runtime();
+    sample_graph(&mut rt);
+    let original = rt.kg_export(RdfFormat::NQuads).unwrap();
+    for format in [RdfFormat::NTriples, RdfFormat::NQuads, RdfFormat::Turtle] {
+        let exported = rt.kg_export(format).unwrap();
+        let mut fresh = runtime();
+        let report = fresh.kg_import(format, &exported).unwrap();
+        assert!(report.total > 10, "{format:?}: {report:?}");
+        let (a, b) = (rt.kg_export(RdfFormat::NTriples).unwrap(), fresh.kg_export(RdfFormat::NTriples).unwrap());
+        assert_eq!(lines(&a), lines(&b), "{format:?} round trip changed the default graph");
+        if format == RdfFormat::NQuads {
+            assert_eq!(lines(&original), lines(&fresh.kg_export(RdfFormat::NQuads).unwrap()), "provenance graph lost");
+        }
+    }
+}
+
+#[test]
+fn malformed_turtle_names_the_line_and_changes_nothing() {
+    let mut rt = runtime();
+    sample_graph(&mut rt);
+    let before = rt.kg_export(RdfFormat::NQuads).unwrap();
+    let bad = b"@prefix kg: <urn:llmkg:> .\nkg:a kg:b kg:c .\nkg:d kg:e kg:f kg:g .\nkg:h kg:i kg:j .\n";
+    let err = rt.kg_import(RdfFormat::Turtle, bad).unwrap_err();
+    let (case, msg) = guest_error(&err);
+    assert_eq!(case, "invalid-input", "{msg}");
+    assert!(msg.contains("line 3"), "{msg}");
+    assert_eq!(lines(&before), lines(&rt.kg_export(RdfFormat::NQuads).unwrap()), "a failed import changed the graph");
+    assert_eq!(rt.restarts(), 0);
+}
+
+#[test]
+fn invalid_sparql_is_a_query_syntax_error_with_the_position() {
+    let mut rt = runtime();
+    sample_graph(&mut rt);
+    for bad in ["SELECT ?x WHERE { ?x ?y }", "INSERT DATA { <urn:x> <urn:y> }", "ASK {"] {
+        let err = rt.kg_query(bad, 10).unwrap_err();
+        let (case, msg) = guest_error(&err);
+        assert_eq!(case, "query-syntax", "{bad}: {msg}");
+        assert!(msg.contains("at 1:"), "{bad}: no position in {msg}");
+    }
+    assert_eq!(rt.restarts(), 0);
+    assert!(matches!(rt.kg_query("ASK { ?s ?p ?o }", 0).unwrap(), QueryResult::Boolean(true)));
+}
+
+#[test]
+fn removing_a_fact_removes_it_and_its_provenance() {
+    let mut rt = runtime();
+    sample_graph(&mut rt);
+    let ask = "ASK { <urn:llmkg:Veltrania> <urn:llmkg:capital> <urn:llmkg:Quorvik> }";
+    assert!(matches!(rt.kg_query(ask, 0).unwrap(), QueryResult::Boolean(true)));
+    rt.kg_remove(&[entity("Veltrania", "capital", "Quorvik")]).unwrap();
+    assert!(matches!(rt.kg_query(ask, 0).unwrap(), QueryResult::Boolean(false)));
+    let nquads = String::from_utf8(rt.kg_export(RdfFormat::NQuads).unwrap()).unwrap();
+    assert!(!nquads.contains("Quorvik") && !nquads.contains("atlas"), "{nquads}");
+}
+
+#[test]
+fn ask_answers_from_an_invented_fact_and_cites_it() {
+    let mut rt = runtime();
+    load_smollm2(&mut rt);
+    load_minilm(&mut rt);
+    sample_graph(&mut rt);
+    rt.kg_insert(&[entity("Germany", "capital", "Berlin"), entity("Spain", "capital", "Madrid"), entity("Veltrania", "currency", "Veltranian crown")])
+        .unwrap();
+    let options = AskOptions { model: String::new(), entities: 4, hops: 1, max_facts: 6, max_tokens: 48, sampling: None };
+    let answer = rt.kg_ask("What is the capital of Veltrania?", &options).unwrap();
+    assert!(answer.text.contains("Quorvik"), "{:?} from {:?}", answer.text, answer.facts.iter().map(|f| &f.sentence).collect::<Vec<_>>());
+    let cited = answer.facts.iter().find(|f| f.sentence == "The capital of Veltrania is Quorvik.").expect("the fact is among the sources");
+    assert_eq!(cited.source.as_deref(), Some("atlas"));
+    assert_eq!(cited.confidence, Some(0.75));
+    assert_eq!(answer.facts[0].sentence, "The capital of Veltrania is Quorvik.", "most relevant first");
+}
+
+fn llmkg_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .map(|d| d.join("llmkg"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("the llmkg binary was not found above {} (run scripts/build)", exe.display()))
+}
+
+fn cli(data_dir: &Path) -> Command {
+    let mut c = Command::new(llmkg_binary());
+    c.arg("--data-dir").arg(data_dir).arg("--quiet");
+    c
+}
+
+#[test]
+fn sigkill_during_a_large_import_leaves_the_previous_state() {
+    let dir = std::env::temp_dir().join(format!("llmkg-sigkill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let small = dir.join("small.nt");
+    let big = dir.join("big.nt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&small, "<urn:a> <urn:b> <urn:c> .\n<urn:a> <urn:b> \"d\" .\n").unwrap();
+    let mut text = String::new();
+    for i in 0..400_000 {
+        text.push_str(&format!("<urn:s{i}> <urn:p{}> \"value {i}\" .\n", i % 17));
+    }
+    std::fs::write(&big, text).unwrap();
+    let data = dir.join("data");
+    assert!(cli(&data).args(["kg", "import"]).arg(&small).status().unwrap().success());
+    let before = std::fs::read(data.join("graph.nq")).unwrap();
+
+    let started = Instant::now();
+    let mut child = cli(&data).args(["kg", "import"]).arg(&big).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(child.try_wait().unwrap().is_none(), "the import finished in {:?}, before it could be killed", started.elapsed());
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+
+    assert_eq!(std::fs::read(data.join("graph.nq")).unwrap(), before, "graph.nq changed");
+    let out = cli(&data).args(["--json", "kg", "stats"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["graph"]["triples"], 2, "{stats}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
