@@ -214,7 +214,7 @@ pub struct AskOptions {
 
 impl Default for AskOptions {
     fn default() -> Self {
-        AskOptions { model: String::new(), entities: 4, hops: 1, max_facts: 8, max_tokens: 96, sampling: None }
+        AskOptions { model: String::new(), entities: 8, hops: 1, max_facts: 8, max_tokens: 96, sampling: None }
     }
 }
 

@@ -41,6 +41,38 @@ pub trait Backend {
     fn load(&mut self, id: &str, kind: ModelKind, files: &[PathBuf]) -> Result<()>;
     fn timed_generation(&mut self, model: &str, prompt: &str, max_tokens: u32) -> Result<GenerationTiming>;
     fn embed(&mut self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+    /// Imports N-Triples into the graph; returns the triples in it afterwards.
+    fn kg_import(&mut self, ntriples: &[u8]) -> Result<u64>;
+    /// Runs a SPARQL query or update; returns the number of rows (or triples).
+    fn kg_query(&mut self, sparql: &str) -> Result<usize>;
+    fn kg_search(&mut self, text: &str, k: u32) -> Result<usize>;
+}
+
+/// `n_entities` entities with readable labels and `n_triples` triples among them, as
+/// N-Triples: a stand-in for a real graph of that size (deterministic).
+pub fn synthetic_graph(n_entities: usize, n_triples: usize) -> Vec<u8> {
+    const ADJ: [&str; 16] = ["red", "ancient", "northern", "silent", "golden", "hidden", "coastal", "iron", "green", "royal", "frozen", "eastern", "wild", "sacred", "lower", "grand"];
+    const NOUN: [&str; 16] = ["river", "castle", "forest", "harbor", "mountain", "library", "bridge", "valley", "tower", "market", "island", "temple", "garden", "village", "lake", "mine"];
+    let mut out = String::with_capacity(n_triples * 60);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..n_entities {
+        out.push_str(&format!(
+            "<urn:llmkg:e{i}> <http://www.w3.org/2000/01/rdf-schema#label> \"{} {} {i}\" .\n",
+            ADJ[i % 16],
+            NOUN[(i / 16) % 16]
+        ));
+    }
+    for _ in n_entities..n_triples.max(n_entities) {
+        let (s, o, p) = (next() as usize % n_entities, next() as usize % n_entities, next() as usize % 20);
+        out.push_str(&format!("<urn:llmkg:e{s}> <urn:llmkg:p{p}> <urn:llmkg:e{o}> .\n"));
+    }
+    out.into_bytes()
 }
 
 fn options() -> LoadOptions {
@@ -77,6 +109,23 @@ impl Backend for ComponentBackend {
 
     fn embed(&mut self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         self.0.embed(model, texts)
+    }
+
+    fn kg_import(&mut self, ntriples: &[u8]) -> Result<u64> {
+        Ok(self.0.kg_import(crate::runtime::RdfFormat::NTriples, ntriples)?.total)
+    }
+
+    fn kg_query(&mut self, sparql: &str) -> Result<usize> {
+        Ok(match self.0.kg_query(sparql, 0)? {
+            crate::runtime::QueryResult::Solutions(s) => s.rows.len(),
+            crate::runtime::QueryResult::Triples(t) => t.len(),
+            crate::runtime::QueryResult::Boolean(b) => b as usize,
+            crate::runtime::QueryResult::Updated(c) => c.changed as usize,
+        })
+    }
+
+    fn kg_search(&mut self, text: &str, k: u32) -> Result<usize> {
+        Ok(self.0.kg_search(text, k)?.len())
     }
 }
 
@@ -130,6 +179,23 @@ impl Backend for NativeBackend {
 
     fn embed(&mut self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         self.0.embed(model, texts).map_err(native_err)
+    }
+
+    fn kg_import(&mut self, ntriples: &[u8]) -> Result<u64> {
+        Ok(self.0.kg_import(llmkg_engine::RdfFormat::NTriples, ntriples).map_err(native_err)?.total)
+    }
+
+    fn kg_query(&mut self, sparql: &str) -> Result<usize> {
+        Ok(match self.0.kg_query(sparql, 0).map_err(native_err)? {
+            llmkg_engine::QueryResult::Solutions(s) => s.rows.len(),
+            llmkg_engine::QueryResult::Triples(t) => t.len(),
+            llmkg_engine::QueryResult::Boolean(b) => b as usize,
+            llmkg_engine::QueryResult::Updated(c) => c.changed as usize,
+        })
+    }
+
+    fn kg_search(&mut self, text: &str, k: u32) -> Result<usize> {
+        Ok(self.0.kg_search(text, k).map_err(native_err)?.len())
     }
 }
 

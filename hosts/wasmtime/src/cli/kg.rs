@@ -119,7 +119,7 @@ pub struct AskArgs {
     #[arg(long, default_value = DEFAULT_EMBEDDING_MODEL)]
     pub embedding_model: String,
     /// Entities found by semantic search to start from.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub entities: u32,
     /// Hops of graph expansion around them.
     #[arg(long, default_value_t = 1)]
