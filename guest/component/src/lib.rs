@@ -323,6 +323,12 @@ impl kg::Guest for Component {
         Ok(hits.into_iter().map(|h| kg::SearchHit { iri: h.iri, label: h.label, score: h.score }).collect())
     }
 
+    fn match_pattern(subject: Option<String>, predicate: Option<String>, object: Option<kg::FactObject>, limit: u32) -> Result<Vec<kg::Triple>, Error> {
+        let object = object.map(|o| fact_in(kg::Fact { subject: String::new(), predicate: String::new(), object: o, confidence: None, source: None }).object);
+        let triples = with_engine(|e| e.kg_match(subject.as_deref(), predicate.as_deref(), object.as_ref(), limit))?;
+        Ok(triples.into_iter().map(triple_out).collect())
+    }
+
     fn neighbors(entity: String, hops: u32, limit: u32) -> Result<Vec<kg::Triple>, Error> {
         let triples = with_engine(|e| e.kg_neighbors(&entity, hops, limit))?;
         Ok(triples.into_iter().map(triple_out).collect())

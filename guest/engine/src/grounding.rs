@@ -34,6 +34,10 @@ impl Engine {
         self.graph.export(format)
     }
 
+    pub fn kg_match(&self, subject: Option<&str>, predicate: Option<&str>, object: Option<&FactObject>, limit: u32) -> Result<Vec<Triple>> {
+        self.graph.match_pattern(subject, predicate, object, limit)
+    }
+
     pub fn kg_neighbors(&self, entity: &str, hops: u32, limit: u32) -> Result<Vec<Triple>> {
         self.graph.neighbors(entity, hops, limit)
     }

@@ -46,6 +46,8 @@ pub trait Backend {
     /// Runs a SPARQL query or update; returns the number of rows (or triples).
     fn kg_query(&mut self, sparql: &str) -> Result<usize>;
     fn kg_search(&mut self, text: &str, k: u32) -> Result<usize>;
+    /// Triples with this subject (a bound pattern, no SPARQL).
+    fn kg_subject(&mut self, subject: &str) -> Result<usize>;
 }
 
 /// `n_entities` entities with readable labels and `n_triples` triples among them, as
@@ -127,6 +129,10 @@ impl Backend for ComponentBackend {
     fn kg_search(&mut self, text: &str, k: u32) -> Result<usize> {
         Ok(self.0.kg_search(text, k)?.len())
     }
+
+    fn kg_subject(&mut self, subject: &str) -> Result<usize> {
+        Ok(self.0.kg_match(Some(subject), None, None, 0)?.len())
+    }
 }
 
 /// The same engine compiled natively into this process.
@@ -196,6 +202,10 @@ impl Backend for NativeBackend {
 
     fn kg_search(&mut self, text: &str, k: u32) -> Result<usize> {
         Ok(self.0.kg_search(text, k).map_err(native_err)?.len())
+    }
+
+    fn kg_subject(&mut self, subject: &str) -> Result<usize> {
+        Ok(self.0.kg_match(Some(subject), None, None, 0).map_err(native_err)?.len())
     }
 }
 

@@ -313,6 +313,11 @@ impl LlmkgRuntime {
         self.guest(|w, s| w.llmkg_engine_knowledge().call_search(s, text, k))
     }
 
+    pub fn kg_match(&mut self, subject: Option<&str>, predicate: Option<&str>, object: Option<&FactObject>, limit: u32) -> Result<Vec<Triple>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_match_pattern(s, subject, predicate, object, limit))
+    }
+
     pub fn kg_neighbors(&mut self, entity: &str, hops: u32, limit: u32) -> Result<Vec<Triple>> {
         self.arm_deadline();
         self.guest(|w, s| w.llmkg_engine_knowledge().call_neighbors(s, entity, hops, limit))

@@ -9,11 +9,11 @@ pub mod verbalize;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use oxigraph::io::{RdfFormat as OxFormat, RdfParser, RdfSerializer};
+use oxigraph::io::{RdfFormat as OxFormat, RdfSerializer};
 use oxigraph::model::{
     GraphName, GraphNameRef, Literal as OxLiteral, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, QuadRef, Term as OxTerm,
 };
-use oxigraph::sparql::{QueryResults, SparqlEvaluator};
+use oxigraph::sparql::{PreparedSparqlQuery, QueryResults, SparqlEvaluator};
 use oxigraph::store::Store;
 
 use crate::error::{EngineError, Result};
@@ -32,7 +32,13 @@ pub struct KnowledgeGraph {
     pub index: LabelIndex,
     /// The graph changed since the index was last brought up to date.
     pub index_stale: bool,
+    /// Parsed queries by text: applications repeat the same queries, and parsing costs as much
+    /// as answering a bound pattern.
+    parsed: HashMap<String, PreparedSparqlQuery>,
 }
+
+/// Queries kept parsed; the cache is simply emptied when full.
+const PARSED_QUERIES: usize = 64;
 
 fn storage(e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(format!("graph store: {e}"))
@@ -40,17 +46,25 @@ fn storage(e: impl std::fmt::Display) -> EngineError {
 
 impl KnowledgeGraph {
     pub fn new() -> Result<Self> {
-        Ok(KnowledgeGraph { store: Store::new().map_err(storage)?, index: LabelIndex::default(), index_stale: false })
+        Ok(KnowledgeGraph {
+            store: Store::new().map_err(storage)?,
+            index: LabelIndex::default(),
+            index_stale: false,
+            parsed: HashMap::new(),
+        })
     }
 
-    /// Triples in the default graph (provenance lives in its own graph).
+    /// Triples in the default graph: all quads less the provenance graph's. (`Store::len` only
+    /// walks the quad set, while iterating the default graph would decode every term.)
     pub fn len(&self) -> Result<u64> {
-        let mut n = 0u64;
-        for q in self.store.quads_for_pattern(None, None, None, Some(GraphNameRef::DefaultGraph)) {
+        let all = self.store.len().map_err(storage)? as u64;
+        let graph = NamedNode::new_unchecked(PROVENANCE_GRAPH);
+        let mut provenance = 0u64;
+        for q in self.store.quads_for_pattern(None, None, None, Some(graph.as_ref().into())) {
             q.map_err(storage)?;
-            n += 1;
+            provenance += 1;
         }
-        Ok(n)
+        Ok(all - provenance)
     }
 
     pub fn is_empty(&self) -> Result<bool> {
@@ -145,8 +159,16 @@ impl KnowledgeGraph {
     /// SPARQL 1.1 query or update.
     pub fn query(&mut self, sparql: &str, row_limit: u32) -> Result<QueryResult> {
         let limit = if row_limit == 0 { usize::MAX } else { row_limit as usize };
+        if let Some(prepared) = self.parsed.get(sparql) {
+            let results = prepared.clone().on_store(&self.store).execute().map_err(evaluation)?;
+            return read_results(results, limit);
+        }
         match SparqlEvaluator::new().parse_query(sparql) {
             Ok(prepared) => {
+                if self.parsed.len() >= PARSED_QUERIES {
+                    self.parsed.clear();
+                }
+                self.parsed.insert(sparql.to_string(), prepared.clone());
                 let results = prepared.on_store(&self.store).execute().map_err(evaluation)?;
                 read_results(results, limit)
             }
@@ -164,17 +186,20 @@ impl KnowledgeGraph {
         }
     }
 
-    /// All or nothing: everything is parsed before anything is added.
+    /// All or nothing: oxigraph's `load_from_slice` parses inside one transaction, so a syntax
+    /// error anywhere leaves the store as it was. (One pass; faster than collecting the quads
+    /// and then inserting them.)
     pub fn import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
-        let mut quads = Vec::new();
-        for quad in RdfParser::from_format(ox_format(format)).for_slice(data) {
-            quads.push(quad.map_err(|e| {
-                let at = e.location().map(|l| format!(" at line {}, column {}", l.start.line + 1, l.start.column + 1));
-                EngineError::InvalidInput(format!("{format:?} import{}: {e}; nothing was imported", at.unwrap_or_default()))
-            })?);
-        }
         let before = self.len()?;
-        self.store.extend(quads).map_err(storage)?;
+        self.store.load_from_slice(ox_format(format), data).map_err(|e| {
+            let at = match &e {
+                oxigraph::store::LoaderError::Parsing(oxigraph::io::RdfParseError::Syntax(s)) => {
+                    s.location().map(|l| format!(" at line {}, column {}", l.start.line + 1, l.start.column + 1))
+                }
+                _ => None,
+            };
+            EngineError::InvalidInput(format!("{format:?} import{}: {e}; nothing was imported", at.unwrap_or_default()))
+        })?;
         self.report(before)
     }
 
@@ -247,6 +272,31 @@ impl KnowledgeGraph {
                 _ => None,
             })
             .unwrap_or_else(|| readable(iri))
+    }
+
+    /// Triples of the default graph matching the given positions.
+    pub fn match_pattern(&self, subject: Option<&str>, predicate: Option<&str>, object: Option<&FactObject>, limit: u32) -> Result<Vec<Triple>> {
+        let s = subject.map(|s| iri(s, "subject")).transpose()?;
+        let p = predicate.map(|p| iri(p, "predicate")).transpose()?;
+        let o: Option<OxTerm> = match object {
+            None => None,
+            Some(FactObject::Entity(e)) => Some(iri(e, "object")?.into()),
+            Some(FactObject::Text(t)) => Some(OxLiteral::new_simple_literal(t.clone()).into()),
+            Some(FactObject::Literal(l)) => Some(literal(l, "object")?.into()),
+        };
+        let limit = if limit == 0 { usize::MAX } else { limit as usize };
+        let mut out = Vec::new();
+        let quads = self.store.quads_for_pattern(
+            s.as_ref().map(|s| s.as_ref().into()),
+            p.as_ref().map(|p| p.as_ref()),
+            o.as_ref().map(|o| o.as_ref()),
+            Some(GraphNameRef::DefaultGraph),
+        );
+        for q in quads.take(limit) {
+            let q = q.map_err(storage)?;
+            out.push(Triple { subject: subject_term(&q.subject), predicate: Term::Iri(q.predicate.as_str().to_string()), object: term(&q.object) });
+        }
+        Ok(out)
     }
 
     /// Triples around `entity`, both directions, breadth first up to `hops`, at most `limit`.

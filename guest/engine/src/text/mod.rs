@@ -24,6 +24,9 @@ use weights::WeightLoader;
 /// the attention scores (heads x chunk x context) during prefill.
 const PREFILL_CHUNK: usize = 512;
 
+/// Room for the tokenizer (vocabulary, merges) and load-time scratch beyond the weights.
+const LOAD_HEADROOM: u64 = 48 << 20;
+
 pub struct TextModel {
     pub llama: Llama,
     pub tokenizer: TextTokenizer,
@@ -38,9 +41,11 @@ impl TextModel {
     pub fn load(file_name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Self> {
         let gguf = GgufFile::parse(file_name, bytes)?;
         let config = LlamaConfig::from_gguf(&gguf)?;
-        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let mut loader = WeightLoader::new(options.conversion);
-        memory::ensure_available(estimate_held_bytes(&gguf, &loader), &format!("loading {file_name}"))?;
+        // Checked before the tokenizer is built: past this point an allocation failure would
+        // trap instead of returning an error.
+        memory::ensure_available(estimate_held_bytes(&gguf, &loader) + LOAD_HEADROOM, &format!("loading {file_name}"))?;
+        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let llama = Llama::load(&gguf, &mut loader)?;
         let token_text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or_default();
         let template = ChatTemplate::new(
@@ -62,17 +67,19 @@ impl TextModel {
 }
 
 /// Bytes the weights will take once loaded and converted, plus one f32 copy of the largest
-/// tensor (the conversion scratch).
+/// converted tensor (the conversion scratch).
 fn estimate_held_bytes(gguf: &GgufFile, loader: &WeightLoader) -> u64 {
     let mut total = 0u64;
     let mut largest_f32 = 0u64;
     for t in &gguf.tensors {
         let elements = t.elements() as u64;
         total += match loader.target(t.dtype, &t.dims) {
-            Some(target) => elements / target.block_size() as u64 * target.type_size() as u64,
+            Some(target) => {
+                largest_f32 = largest_f32.max(elements * 4);
+                elements / target.block_size() as u64 * target.type_size() as u64
+            }
             None => t.len as u64,
         };
-        largest_f32 = largest_f32.max(elements * 4);
     }
     total + largest_f32
 }

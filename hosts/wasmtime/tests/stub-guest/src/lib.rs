@@ -344,6 +344,9 @@ mod knowledge_stub {
         fn search(_: String, _: u32) -> Result<Vec<kg::SearchHit>, Error> {
             none()
         }
+        fn match_pattern(_: Option<String>, _: Option<String>, _: Option<kg::FactObject>, _: u32) -> Result<Vec<kg::Triple>, Error> {
+            none()
+        }
         fn neighbors(_: String, _: u32, _: u32) -> Result<Vec<kg::Triple>, Error> {
             none()
         }
