@@ -188,3 +188,14 @@ fn a_model_larger_than_the_memory_limit_is_resource_exhausted() {
     assert!(msg.contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{msg}");
     assert_still_usable(&mut rt);
 }
+
+#[test]
+fn max_tokens_at_the_u32_limit_runs_to_the_end_of_the_context() {
+    // wasm32's usize is 32 bits: prompt + max-tokens must not wrap around.
+    let mut rt = runtime();
+    let file = ModelFile { name: "tiny.gguf".into(), bytes: tiny_gguf("llama") };
+    rt.load_model_bytes("tiny", ModelKind::TextGeneration, &[file], &auto()).unwrap();
+    let c = rt.generate(&generate_request("tiny", "the", u32::MAX)).unwrap();
+    assert!(matches!(c.finish_reason, FinishReason::ContextFull | FinishReason::EndOfText), "{:?}", c.finish_reason);
+    assert!(c.prompt_tokens + c.completion_tokens <= 65);
+}

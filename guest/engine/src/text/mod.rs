@@ -131,7 +131,8 @@ impl Generation {
                 tokens.len()
             )));
         }
-        let capacity = ctx.min(tokens.len() + max_tokens as usize);
+        // Saturating: on wasm32 `usize` is 32 bits and max-tokens may be u32::MAX.
+        let capacity = ctx.min(tokens.len().saturating_add(max_tokens as usize));
         let config = &model.llama.config;
         // KV cache plus prefill activations (attention scores and MLP intermediates).
         let chunk = tokens.len().min(PREFILL_CHUNK) as u64;

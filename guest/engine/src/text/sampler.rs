@@ -12,6 +12,7 @@ const REPEAT_WINDOW: usize = 64;
 
 pub struct Sampler {
     processor: LogitsProcessor,
+    greedy: bool,
     repeat_penalty: f32,
 }
 
@@ -35,7 +36,7 @@ impl Sampler {
                 (k, true) => CandleSampling::TopKThenTopP { k: k as usize, p: s.top_p as f64, temperature },
             }
         };
-        Ok(Sampler { processor: LogitsProcessor::from_sampling(s.seed, mode), repeat_penalty: s.repeat_penalty })
+        Ok(Sampler { processor: LogitsProcessor::from_sampling(s.seed, mode), greedy: temperature == 0.0, repeat_penalty: s.repeat_penalty })
     }
 
     /// `history` is every token so far (prompt and generated).
@@ -50,6 +51,11 @@ impl Sampler {
                     }
                 }
             }
+        }
+        if self.greedy {
+            // Plain argmax on the vector: no tensor round trip for every token.
+            let best = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32);
+            return best.ok_or_else(|| EngineError::Internal("empty logits".into()));
         }
         let n = logits.len();
         let logits = Tensor::from_vec(logits, n, &Device::Cpu)?;

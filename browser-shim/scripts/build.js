@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// Transpiles the workspace's own component (no second guest build) with jco, twice:
+//   dist/node/  for Node (WASI imports come from @bytecodealliance/preview2-shim at run time)
+//   dist/web/   for browsers (--no-nodejs-compat, WASI imports mapped to ./shim/*.js, which are
+//               the preview2-shim browser files copied beside it; works in module workers)
+// Both are `--instantiation async`: src/platform-*.js compile the core modules themselves
+// (streaming, with progress, off the main thread) and pass the imports in.
+// Skips the work when dist/ already holds a transpile of the same component bytes.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync, rmSync, mkdirSync, readdirSync, copyFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const pkgRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = resolve(pkgRoot, '..');
+const dist = join(pkgRoot, 'dist');
+const require = createRequire(import.meta.url);
+const RELATIVE = join('wasm32-wasip2', 'release', 'llmkg_component.wasm');
+
+/** The component the Wasmtime host runs: $LLMKG_COMPONENT, else under $CARGO_TARGET_DIR,
+ *  else the workspace's target/, else the shared cache target dir that .ci/run uses. */
+export function locateComponent(env = process.env) {
+  const candidates = [];
+  if (env.LLMKG_COMPONENT) candidates.push(['$LLMKG_COMPONENT', resolve(env.LLMKG_COMPONENT)]);
+  if (env.CARGO_TARGET_DIR) candidates.push(['$CARGO_TARGET_DIR', resolve(env.CARGO_TARGET_DIR, RELATIVE)]);
+  candidates.push(['../target', join(repoRoot, 'target', RELATIVE)]);
+  candidates.push(['~/.cache/llmkg/target', join(homedir(), '.cache', 'llmkg', 'target', RELATIVE)]);
+  // An explicitly given $LLMKG_COMPONENT that does not exist is an error, not a reason to guess.
+  if (env.LLMKG_COMPONENT && !existsSync(candidates[0][1])) {
+    throw new Error(`$LLMKG_COMPONENT is ${env.LLMKG_COMPONENT}, which does not exist; build it with scripts/build (repo root)`);
+  }
+  for (const [, path] of candidates) if (existsSync(path)) return path;
+  throw new Error(
+    'llmkg_component.wasm not found; looked at\n' +
+      candidates.map(([how, p]) => `  ${p}  (${how})`).join('\n') +
+      '\nBuild it with scripts/build at the repository root, or set LLMKG_COMPONENT to its path.',
+  );
+}
+
+const WASI_PACKAGES = ['cli', 'clocks', 'io', 'random', 'filesystem'];
+
+/** The directory of an installed package (some do not export ./package.json). */
+function packageDir(name) {
+  let dir = dirname(require.resolve(name));
+  while (!existsSync(join(dir, 'package.json')) || JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name !== name) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`cannot find the package directory of ${name}`);
+    dir = up;
+  }
+  return dir;
+}
+const packageVersion = (name) => JSON.parse(readFileSync(join(packageDir(name), 'package.json'), 'utf8')).version;
+
+function jco(args) {
+  const bin = join(packageDir('@bytecodealliance/jco'), 'dist', 'jco.js');
+  const r = spawnSync(process.execPath, [bin, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error(`jco ${args.join(' ')} failed (exit ${r.status})`);
+}
+
+function build() {
+  const component = locateComponent();
+  const bytes = readFileSync(component);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const jcoVersion = packageVersion('@bytecodealliance/jco');
+  const shimVersion = packageVersion('@bytecodealliance/preview2-shim');
+  const stampPath = join(dist, 'component.json');
+  const stamp = { component, sha256, bytes: bytes.length, jco: jcoVersion, preview2Shim: shimVersion };
+  if (existsSync(stampPath) && !process.argv.includes('--force')) {
+    const old = JSON.parse(readFileSync(stampPath, 'utf8'));
+    if (old.sha256 === sha256 && old.jco === jcoVersion && old.preview2Shim === shimVersion) {
+      console.error(`dist/ is up to date with ${component} (sha256 ${sha256.slice(0, 12)})`);
+      return;
+    }
+  }
+  console.error(`transpiling ${component} (${(bytes.length / 2 ** 20).toFixed(1)} MiB, sha256 ${sha256.slice(0, 12)})`);
+  rmSync(dist, { recursive: true, force: true });
+  // --strict: jco checks numbers against their WIT types (a negative u32 is an error, not 2^32-1).
+  const common = ['transpile', component, '--name', 'llmkg', '--instantiation', 'async', '--strict', '--quiet'];
+
+  jco([...common, '-o', join(dist, 'node')]);
+
+  const maps = WASI_PACKAGES.flatMap((p) => ['--map', `wasi:${p}/*=./shim/${p}.js#*`]);
+  jco([...common, '-o', join(dist, 'web'), '--no-nodejs-compat', ...maps]);
+  const shimSrc = join(packageDir('@bytecodealliance/preview2-shim'), 'dist', 'browser');
+  mkdirSync(join(dist, 'web', 'shim'), { recursive: true });
+  for (const f of readdirSync(shimSrc)) if (f.endsWith('.js')) copyFileSync(join(shimSrc, f), join(dist, 'web', 'shim', f));
+
+  // The core modules jco emitted (llmkg.core.wasm, llmkg.core2.wasm, ...) and their sizes, so
+  // src/platform-*.js can compile them all up front (and report download progress) without
+  // listing a directory, which a browser cannot do.
+  for (const target of ['node', 'web']) {
+    const dir = join(dist, target);
+    const modules = readdirSync(dir).filter((f) => /^llmkg\.core\d*\.wasm$/.test(f)).sort();
+    const sizes = Object.fromEntries(modules.map((f) => [f, statSync(join(dir, f)).size]));
+    writeFileSync(join(dir, 'modules.js'), `// Generated by scripts/build.js.\nexport default ${JSON.stringify(modules)};\nexport const sizes = ${JSON.stringify(sizes)};\n`);
+  }
+  stamp.transpiledAt = new Date().toISOString();
+  stamp.coreWasmBytes = statSync(join(dist, 'web', 'llmkg.core.wasm')).size;
+  writeFileSync(stampPath, JSON.stringify(stamp, null, 2) + '\n');
+  console.error(`wrote dist/node and dist/web (core wasm ${(stamp.coreWasmBytes / 2 ** 20).toFixed(2)} MiB)`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    build();
+  } catch (e) {
+    console.error(`build: ${e.message}`);
+    process.exit(1);
+  }
+}
