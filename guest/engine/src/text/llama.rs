@@ -13,6 +13,7 @@ use candle_nn::kv_cache::KvCache;
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::text::q8::Q8Matrix;
 use crate::text::weights::{load_tensor, WeightLoader};
 
 pub struct LlamaConfig {
@@ -94,24 +95,94 @@ impl RmsNorm {
     }
 }
 
+/// A weight matrix: Q8_0 in the fast layout of [`Q8Matrix`], anything else through candle.
+enum Linear {
+    Q8(Arc<Q8Matrix>),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn new(q: QTensor) -> Result<Self> {
+        Ok(if q.dtype() == GgmlDType::Q8_0 { Linear::Q8(Arc::new(Q8Matrix::from_qtensor(&q)?)) } else { Linear::Candle(QMatMul::from_qtensor(q)?) })
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            Linear::Q8(m) => m.bytes(),
+            Linear::Candle(QMatMul::QTensor(t)) => t.storage_size_in_bytes() as u64,
+            Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => (t.elem_count() * t.dtype().size_in_bytes()) as u64,
+        }
+    }
+
+    /// Output width (rows of the weight matrix).
+    fn out_len(&self) -> candle_core::Result<usize> {
+        match self {
+            Linear::Q8(m) => Ok(m.rows),
+            Linear::Candle(QMatMul::QTensor(t)) => Ok(t.shape().dims2()?.0),
+            Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t.dims2()?.0),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Candle(m) => m.forward(x),
+            Linear::Q8(m) => {
+                let mut shape = x.dims().to_vec();
+                let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+                let n = xs.len() / m.cols;
+                let mut out = vec![0f32; n * m.rows];
+                m.matmul(&xs, &mut out);
+                if let Some(last) = shape.last_mut() {
+                    *last = m.rows;
+                }
+                Tensor::from_vec(out, shape, &Device::Cpu)
+            }
+        }
+    }
+}
+
+/// Token embeddings: rows of the embedding matrix, looked up without dequantizing the table.
+enum Embeddings {
+    Q8(Arc<Q8Matrix>),
+    Candle(Arc<QTensor>),
+}
+
+impl Embeddings {
+    fn lookup(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        match self {
+            Embeddings::Candle(t) => t.embedding(&Tensor::new(ids, &Device::Cpu)?),
+            Embeddings::Q8(m) => {
+                let mut out = vec![0f32; ids.len() * m.cols];
+                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(m.cols)) {
+                    if id as usize >= m.rows {
+                        candle_core::bail!("token id {id} is outside the embedding table of {} rows", m.rows);
+                    }
+                    m.row(id as usize, row);
+                }
+                Tensor::from_vec(out, (ids.len(), m.cols), &Device::Cpu)
+            }
+        }
+    }
+}
+
 struct Layer {
     /// Q, K and V stacked: one matmul yields all three.
-    wqkv: QMatMul,
-    wo: QMatMul,
+    wqkv: Linear,
+    wo: Linear,
     attn_norm: RmsNorm,
     /// Gate and up projections stacked.
-    w_gate_up: QMatMul,
-    w_down: QMatMul,
+    w_gate_up: Linear,
+    w_down: Linear,
     ffn_norm: RmsNorm,
 }
 
 /// The immutable weights of a loaded model.
 pub struct Llama {
     pub config: LlamaConfig,
-    token_embd: Arc<QTensor>,
+    token_embd: Embeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
     pub weight_bytes: u64,
@@ -137,11 +208,18 @@ impl Llama {
     pub fn load(gguf: &GgufFile, loader: &mut WeightLoader) -> Result<Self> {
         let config = LlamaConfig::from_gguf(gguf)?;
         let device = Device::Cpu;
-        let token_embd = Arc::new(loader.qtensor(gguf, "token_embd.weight")?);
+        let token_embd = loader.qtensor(gguf, "token_embd.weight")?;
         // Models with tied embeddings (SmolLM2) have no output.weight: share the same blocks.
+        let (token_embd, tied) = if token_embd.dtype() == GgmlDType::Q8_0 {
+            let m = Arc::new(Q8Matrix::from_qtensor(&token_embd)?);
+            (Embeddings::Q8(m.clone()), Linear::Q8(m))
+        } else {
+            let t = Arc::new(token_embd);
+            (Embeddings::Candle(t.clone()), Linear::Candle(QMatMul::from_arc(t)?))
+        };
         let output = match gguf.tensor("output.weight") {
-            Some(_) => QMatMul::from_qtensor(loader.qtensor(gguf, "output.weight")?)?,
-            None => QMatMul::from_arc(token_embd.clone())?,
+            Some(_) => Linear::new(loader.qtensor(gguf, "output.weight")?)?,
+            None => tied,
         };
         let norm = |name: &str, loader: &mut WeightLoader| -> Result<RmsNorm> {
             Ok(RmsNorm { weight: load_tensor(gguf, name, loader)?, eps: config.rms_eps })
@@ -150,10 +228,10 @@ impl Llama {
         for i in 0..config.n_layer {
             let p = format!("blk.{i}");
             let names = |parts: &[&str]| parts.iter().map(|n| format!("{p}.{n}.weight")).collect::<Vec<_>>();
-            let wqkv = QMatMul::from_qtensor(loader.stacked_qtensor(gguf, &names(&["attn_q", "attn_k", "attn_v"]))?)?;
-            let w_gate_up = QMatMul::from_qtensor(loader.stacked_qtensor(gguf, &names(&["ffn_gate", "ffn_up"]))?)?;
-            let wo = QMatMul::from_qtensor(loader.qtensor(gguf, &format!("{p}.attn_output.weight"))?)?;
-            let w_down = QMatMul::from_qtensor(loader.qtensor(gguf, &format!("{p}.ffn_down.weight"))?)?;
+            let wqkv = Linear::new(loader.stacked_qtensor(gguf, &names(&["attn_q", "attn_k", "attn_v"]))?)?;
+            let w_gate_up = Linear::new(loader.stacked_qtensor(gguf, &names(&["ffn_gate", "ffn_up"]))?)?;
+            let wo = Linear::new(loader.qtensor(gguf, &format!("{p}.attn_output.weight"))?)?;
+            let w_down = Linear::new(loader.qtensor(gguf, &format!("{p}.ffn_down.weight"))?)?;
             layers.push(Layer {
                 wqkv,
                 wo,
@@ -165,6 +243,16 @@ impl Llama {
         }
         let norm = norm("output_norm.weight", loader)?;
         let (cos, sin) = rope_tables(config.rope_dim, config.rope_freq_base, config.context_length, &device)?;
+        // What is actually held (the Q8 layout keeps f32 scales), for memory-stats.
+        let norms = (config.n_layer * 2 + 1) * config.embedding_length * 4;
+        let weight_bytes = output.bytes()
+            + layers.iter().map(|l| l.wqkv.bytes() + l.wo.bytes() + l.w_gate_up.bytes() + l.w_down.bytes()).sum::<u64>()
+            + norms as u64
+            + match (&token_embd, gguf.tensor("output.weight")) {
+                (Embeddings::Candle(t), Some(_)) => t.storage_size_in_bytes() as u64,
+                (Embeddings::Q8(m), Some(_)) => m.bytes(),
+                _ => 0, // tied: counted as the output matrix
+            };
         Ok(Llama {
             token_embd,
             layers,
@@ -172,7 +260,7 @@ impl Llama {
             output,
             cos,
             sin,
-            weight_bytes: loader.held_bytes,
+            weight_bytes,
             parameters: loader.parameters,
             quantization: loader.dominant_held(),
             source_quantization: loader.dominant_source(),
@@ -206,15 +294,14 @@ impl Llama {
         let device = Device::Cpu;
         let seq_len = tokens.len();
         let pos = state.position;
-        let ids = Tensor::new(tokens, &device)?;
-        let mut x = self.token_embd.embedding(&ids)?.unsqueeze(0)?; // (1, seq, hidden)
+        let mut x = self.token_embd.lookup(tokens)?.unsqueeze(0)?; // (1, seq, hidden)
         let mask = if seq_len > 1 { Some(causal_mask(seq_len, pos, &device)?) } else { None };
         let cos = self.cos.narrow(0, pos, seq_len)?;
         let sin = self.sin.narrow(0, pos, seq_len)?;
         let c = &self.config;
         let (q_len, kv_len) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
         let n_rep = c.n_head / c.n_kv_head;
-        let ffn_len = layer_ffn_len(&self.layers[0].w_down)?;
+        let ffn_len = self.layers[0].w_gate_up.out_len()? / 2;
         // Grouped-query attention without copying K/V per query head: the query heads that
         // share a KV head become extra rows of that head's attention (n_rep * seq rows), so the
         // mask repeats once per query head of the group.
@@ -286,13 +373,7 @@ fn causal_mask(seq_len: usize, pos: usize, device: &Device) -> candle_core::Resu
     Tensor::from_vec(mask, (1, 1, seq_len, kv_len), device)
 }
 
-/// The feed-forward width: the row length of the down projection.
-fn layer_ffn_len(w_down: &QMatMul) -> candle_core::Result<usize> {
-    match w_down {
-        QMatMul::QTensor(t) => Ok(t.shape().dims2()?.1),
-        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => Ok(t.dims2()?.1),
-    }
-}
+
 
 /// Names a GGML block type the way llama.cpp does ("Q8_0", "Q4_K", "F32").
 pub fn dtype_name(dtype: GgmlDType) -> String {

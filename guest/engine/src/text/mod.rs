@@ -3,6 +3,7 @@
 
 pub mod chat_template;
 pub mod llama;
+pub mod q8;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;
