@@ -258,3 +258,9 @@ fn special_tokens_in_text_become_single_ids() {
     assert_eq!(ids.last(), Some(&2));
     assert_eq!(engine.detokenize(TINY, &ids).unwrap(), "<|im_start|>the<|im_end|>");
 }
+
+#[test]
+fn a_huge_declared_context_is_unsupported_not_a_crash() {
+    let err = load_err(TinyLlama { context_length: u32::MAX, ..Default::default() }.gguf());
+    assert!(matches!(&err, EngineError::Unsupported(m) if m.contains("context_length")), "{err}");
+}

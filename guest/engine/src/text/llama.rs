@@ -16,6 +16,9 @@ use crate::gguf::GgufFile;
 use crate::text::q8::Q8Matrix;
 use crate::text::weights::{load_tensor, WeightLoader};
 
+/// Longest context a model may declare (Llama 3.1's 128k); the RoPE tables are built for it.
+const MAX_CONTEXT: usize = 1 << 17;
+
 pub struct LlamaConfig {
     pub architecture: String,
     pub n_layer: usize,
@@ -50,6 +53,12 @@ impl LlamaConfig {
         if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || embedding_length % n_head != 0 {
             return Err(field_err(&format!(
                 "{arch}.attention.head_count {n_head} / head_count_kv {n_kv_head} / embedding_length {embedding_length} are inconsistent"
+            )));
+        }
+        if context_length > MAX_CONTEXT {
+            return Err(EngineError::Unsupported(format!(
+                "{}: {arch}.context_length is {context_length}; this engine handles up to {MAX_CONTEXT}",
+                gguf.file_name
             )));
         }
         if n_layer == 0 || n_layer > 1024 || context_length == 0 {
@@ -128,6 +137,9 @@ impl Linear {
             Linear::Candle(m) => m.forward(x),
             Linear::Q8(m) => {
                 let mut shape = x.dims().to_vec();
+                if shape.last() != Some(&m.cols) {
+                    candle_core::bail!("input of shape {shape:?} for a {}x{} weight matrix", m.rows, m.cols);
+                }
                 let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
                 let n = xs.len() / m.cols;
                 let mut out = vec![0f32; n * m.rows];
