@@ -110,9 +110,17 @@ enum Linear {
     Candle(QMatMul),
 }
 
+/// The Q8 layout pays off where its kernel is SIMD (wasm32 + simd128, the component). Natively
+/// candle's own kernels are faster than its portable fallback, so native builds keep them.
+const Q8_FAST_PATH: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+
 impl Linear {
     fn new(q: QTensor) -> Result<Self> {
-        Ok(if q.dtype() == GgmlDType::Q8_0 { Linear::Q8(Arc::new(Q8Matrix::from_qtensor(&q)?)) } else { Linear::Candle(QMatMul::from_qtensor(q)?) })
+        Ok(if Q8_FAST_PATH && q.dtype() == GgmlDType::Q8_0 {
+            Linear::Q8(Arc::new(Q8Matrix::from_qtensor(&q)?))
+        } else {
+            Linear::Candle(QMatMul::from_qtensor(q)?)
+        })
     }
 
     fn bytes(&self) -> u64 {
@@ -222,7 +230,7 @@ impl Llama {
         let device = Device::Cpu;
         let token_embd = loader.qtensor(gguf, "token_embd.weight")?;
         // Models with tied embeddings (SmolLM2) have no output.weight: share the same blocks.
-        let (token_embd, tied) = if token_embd.dtype() == GgmlDType::Q8_0 {
+        let (token_embd, tied) = if Q8_FAST_PATH && token_embd.dtype() == GgmlDType::Q8_0 {
             let m = Arc::new(Q8Matrix::from_qtensor(&token_embd)?);
             (Embeddings::Q8(m.clone()), Linear::Q8(m))
         } else {
