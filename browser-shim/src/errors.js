@@ -42,3 +42,16 @@ export function fromWire(w, extra) {
 export function toLlmkgError(e) {
   return e instanceof LlmkgError ? e : fromWire(toWire(e));
 }
+
+/** `fetch(url)` that fails with an LlmkgError naming the file: 'not-found' for a 404,
+ * 'fetch-failed' for anything else. Shared by the Node and web platforms. */
+export async function fetchModelFile(name, url) {
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new LlmkgError('fetch-failed', `${name}: fetching ${url}: ${e.message}`);
+  }
+  if (!res.ok) throw new LlmkgError(res.status === 404 ? 'not-found' : 'fetch-failed', `${name}: fetching ${url}: HTTP ${res.status}`);
+  return res;
+}

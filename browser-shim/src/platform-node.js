@@ -3,7 +3,7 @@ import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
-import { LlmkgError } from './errors.js';
+import { LlmkgError, fetchModelFile } from './errors.js';
 
 const DIST = new URL('../dist/node/', import.meta.url);
 const CHUNK = 1 << 20;
@@ -70,13 +70,7 @@ export async function openFile({ name, url }) {
 }
 
 async function openHttp(name, url) {
-  let res;
-  try {
-    res = await fetch(url);
-  } catch (e) {
-    throw new LlmkgError('fetch-failed', `${name}: fetching ${url}: ${e.message}`);
-  }
-  if (!res.ok) throw new LlmkgError(res.status === 404 ? 'not-found' : 'fetch-failed', `${name}: fetching ${url}: HTTP ${res.status}`);
+  const res = await fetchModelFile(name, url);
   const len = res.headers.get('content-length');
   return {
     size: len === null ? null : Number(len),

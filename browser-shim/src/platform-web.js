@@ -1,6 +1,6 @@
 // Browsers (window or worker): where the transpiled component, its WASI imports and model file
 // bytes come from. Model files are streamed from `fetch` and kept in the Cache API.
-import { LlmkgError } from './errors.js';
+import { LlmkgError, fetchModelFile } from './errors.js';
 
 const DIST = new URL('../dist/web/', import.meta.url);
 const WASI = ['cli', 'clocks', 'io', 'random', 'filesystem'];
@@ -54,13 +54,7 @@ export async function openFile({ name, url }, { cache } = {}) {
   const store = cacheName && typeof caches !== 'undefined' ? await caches.open(cacheName) : null;
   const cached = store ? await store.match(url) : undefined;
   if (cached) return source(cached, true, null);
-  let res;
-  try {
-    res = await fetch(url);
-  } catch (e) {
-    throw new LlmkgError('fetch-failed', `${name}: fetching ${url}: ${e.message}`);
-  }
-  if (!res.ok) throw new LlmkgError(res.status === 404 ? 'not-found' : 'fetch-failed', `${name}: fetching ${url}: HTTP ${res.status}`);
+  const res = await fetchModelFile(name, url);
   return source(res, false, store ? (copy) => store.put(url, copy) : null);
 }
 

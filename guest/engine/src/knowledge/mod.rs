@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use oxigraph::io::{RdfFormat as OxFormat, RdfSerializer};
 use oxigraph::model::{
-    GraphName, GraphNameRef, Literal as OxLiteral, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, QuadRef, Term as OxTerm,
+    GraphName, GraphNameRef, Literal as OxLiteral, NamedNode, NamedOrBlankNode, Quad, Term as OxTerm,
 };
 use oxigraph::sparql::{PreparedSparqlQuery, QueryResults, SparqlEvaluator};
 use oxigraph::store::Store;
@@ -561,5 +561,3 @@ fn provenance_node(s: &NamedOrBlankNode, p: &NamedNode, o: &OxTerm) -> NamedNode
     NamedNode::new_unchecked(format!("urn:llmkg:fact:{hash:016x}"))
 }
 
-#[allow(dead_code)]
-fn _assert_quadref(_: QuadRef<'_>, _: NamedNodeRef<'_>) {}

@@ -13,7 +13,6 @@ use crate::types::WeightConversion;
 
 pub struct WeightLoader {
     conversion: WeightConversion,
-    pub held_bytes: u64,
     pub parameters: u64,
     held_by_type: BTreeMap<String, u64>,
     source_by_type: BTreeMap<String, u64>,
@@ -23,7 +22,6 @@ impl WeightLoader {
     pub fn new(conversion: WeightConversion) -> Self {
         WeightLoader {
             conversion,
-            held_bytes: 0,
             parameters: 0,
             held_by_type: BTreeMap::new(),
             source_by_type: BTreeMap::new(),
@@ -67,7 +65,6 @@ impl WeightLoader {
             }
         };
         let bytes = held.storage_size_in_bytes() as u64;
-        self.held_bytes += bytes;
         *self.held_by_type.entry(dtype_name(held.dtype())).or_default() += bytes;
         Ok(held)
     }

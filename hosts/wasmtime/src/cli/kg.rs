@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use llmkg_host::datadir::{default_data_dir, DataDir};
 use llmkg_host::models::{DEFAULT_EMBEDDING_MODEL, DEFAULT_TEXT_MODEL};
-use llmkg_host::{json, AskOptions, Fact, FactObject, LlmkgRuntime, LoadOptions, QueryResult, RdfFormat, Term, WeightConversion};
+use llmkg_host::{json, AskOptions, ChangeReport, Fact, FactObject, LlmkgRuntime, LoadOptions, QueryResult, RdfFormat, Term, WeightConversion};
 use serde_json::json;
 
 use super::{load_model, print_json, GlobalArgs};
@@ -180,20 +180,12 @@ pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Res
         KgCommand::Insert(args) => {
             let report = rt.kg_insert(&[args.fact()])?;
             dir.save_graph(&mut rt)?;
-            if global.json {
-                print_json(&json::change_report(&report));
-            } else {
-                println!("inserted {} triples ({} in the graph)", report.changed, report.total);
-            }
+            print_change(global, "inserted", &report);
         }
         KgCommand::Remove(args) => {
             let report = rt.kg_remove(&[args.fact()])?;
             dir.save_graph(&mut rt)?;
-            if global.json {
-                print_json(&json::change_report(&report));
-            } else {
-                println!("removed {} triples ({} in the graph)", report.changed, report.total);
-            }
+            print_change(global, "removed", &report);
         }
         KgCommand::Stats => {
             let stats = rt.kg_stats()?;
@@ -288,6 +280,14 @@ pub fn run_ask(global: &GlobalArgs, graph: &GraphArgs, args: AskArgs) -> Result<
         }
     }
     Ok(())
+}
+
+fn print_change(global: &GlobalArgs, verb: &str, report: &ChangeReport) {
+    if global.json {
+        print_json(&json::change_report(report));
+    } else {
+        println!("{verb} {} triples ({} in the graph)", report.changed, report.total);
+    }
 }
 
 fn show(t: &Term) -> String {
