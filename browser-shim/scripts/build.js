@@ -18,7 +18,7 @@ const pkgRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = resolve(pkgRoot, '..');
 const dist = join(pkgRoot, 'dist');
 const require = createRequire(import.meta.url);
-const RELATIVE = join('wasm32-wasip2', 'release', 'llmkg_component.wasm');
+const RELATIVE = join('wasm32-wasip2', 'component', 'llmkg_component.wasm');
 
 /** The component the Wasmtime host runs: $LLMKG_COMPONENT, else under $CARGO_TARGET_DIR,
  *  else the workspace's target/, else the shared cache target dir that .ci/run uses. */

@@ -20,7 +20,7 @@ use wasmtime::{Config, Engine, OptLevel, Strategy};
 use crate::error::Error;
 
 /// Where the component lands relative to a Cargo target directory.
-const COMPONENT_IN_TARGET: &str = "wasm32-wasip2/release/llmkg_component.wasm";
+const COMPONENT_IN_TARGET: &str = "wasm32-wasip2/component/llmkg_component.wasm";
 
 /// How many compiled artifacts to keep: every component rebuild leaves a new one behind.
 const CACHE_KEEP: usize = 6;
@@ -29,7 +29,7 @@ const CACHE_KEEP: usize = 6;
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The component's path: `explicit` (e.g. `--component`), else `$LLMKG_COMPONENT`, else
-/// `<ancestor of the running executable>/wasm32-wasip2/release/llmkg_component.wasm`
+/// `<ancestor of the running executable>/wasm32-wasip2/component/llmkg_component.wasm`
 /// (the CLI sits in `$CARGO_TARGET_DIR/release/`, tests in `$CARGO_TARGET_DIR/release/deps/`).
 pub fn locate_component(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     let env = std::env::var_os("LLMKG_COMPONENT").map(PathBuf::from);
