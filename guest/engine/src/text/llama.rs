@@ -13,7 +13,9 @@ use candle_nn::kv_cache::KvCache;
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::text::q4::Q4Matrix;
 use crate::text::q8::Q8Matrix;
+use crate::text::FAST_KERNELS;
 use crate::text::weights::{load_tensor, WeightLoader};
 
 /// Longest context a model may declare (Llama 3.1's 128k); the RoPE tables are built for it.
@@ -104,28 +106,27 @@ impl RmsNorm {
     }
 }
 
-/// A weight matrix: Q8_0 in the fast layout of [`Q8Matrix`], anything else through candle.
+/// A weight matrix: Q8_0 and Q4_1 in the fast layouts of [`Q8Matrix`] and [`Q4Matrix`] (where
+/// their SIMD kernels run), anything else through candle.
 enum Linear {
     Q8(Arc<Q8Matrix>),
+    Q4(Q4Matrix),
     Candle(QMatMul),
 }
 
-/// The Q8 layout pays off where its kernel is SIMD (wasm32 + simd128, the component). Natively
-/// candle's own kernels are faster than its portable fallback, so native builds keep them.
-const Q8_FAST_PATH: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
-
 impl Linear {
     fn new(q: QTensor) -> Result<Self> {
-        Ok(if Q8_FAST_PATH && q.dtype() == GgmlDType::Q8_0 {
-            Linear::Q8(Arc::new(Q8Matrix::from_qtensor(&q)?))
-        } else {
-            Linear::Candle(QMatMul::from_qtensor(q)?)
+        Ok(match q.dtype() {
+            GgmlDType::Q8_0 if FAST_KERNELS => Linear::Q8(Arc::new(Q8Matrix::from_qtensor(&q)?)),
+            GgmlDType::Q4_1 if FAST_KERNELS => Linear::Q4(Q4Matrix::from_qtensor(&q)?),
+            _ => Linear::Candle(QMatMul::from_qtensor(q)?),
         })
     }
 
     fn bytes(&self) -> u64 {
         match self {
             Linear::Q8(m) => m.bytes(),
+            Linear::Q4(m) => m.bytes(),
             Linear::Candle(QMatMul::QTensor(t)) => t.storage_size_in_bytes() as u64,
             Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => (t.elem_count() * t.dtype().size_in_bytes()) as u64,
         }
@@ -135,6 +136,7 @@ impl Linear {
     fn out_len(&self) -> candle_core::Result<usize> {
         match self {
             Linear::Q8(m) => Ok(m.rows),
+            Linear::Q4(m) => Ok(m.rows),
             Linear::Candle(QMatMul::QTensor(t)) => Ok(t.shape().dims2()?.0),
             Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t.dims2()?.0),
         }
@@ -143,22 +145,25 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(m) => m.forward(x),
-            Linear::Q8(m) => {
-                let mut shape = x.dims().to_vec();
-                if shape.last() != Some(&m.cols) {
-                    candle_core::bail!("input of shape {shape:?} for a {}x{} weight matrix", m.rows, m.cols);
-                }
-                let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-                let n = xs.len() / m.cols;
-                let mut out = vec![0f32; n * m.rows];
-                m.matmul(&xs, &mut out);
-                if let Some(last) = shape.last_mut() {
-                    *last = m.rows;
-                }
-                Tensor::from_vec(out, shape, &Device::Cpu)
-            }
+            Linear::Q8(m) => own_kernel_forward(x, m.rows, m.cols, |xs, out| m.matmul(xs, out)),
+            Linear::Q4(m) => own_kernel_forward(x, m.rows, m.cols, |xs, out| m.matmul(xs, out)),
         }
     }
+}
+
+/// `x` (.., cols) through a `rows x cols` matmul over plain f32 slices.
+fn own_kernel_forward(x: &Tensor, rows: usize, cols: usize, matmul: impl Fn(&[f32], &mut [f32])) -> candle_core::Result<Tensor> {
+    let mut shape = x.dims().to_vec();
+    if shape.last() != Some(&cols) {
+        candle_core::bail!("input of shape {shape:?} for a {rows}x{cols} weight matrix");
+    }
+    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let mut out = vec![0f32; xs.len() / cols * rows];
+    matmul(&xs, &mut out);
+    if let Some(last) = shape.last_mut() {
+        *last = rows;
+    }
+    Tensor::from_vec(out, shape, &Device::Cpu)
 }
 
 /// Token embeddings: rows of the embedding matrix, looked up without dequantizing the table.
@@ -230,7 +235,7 @@ impl Llama {
         let device = Device::Cpu;
         let token_embd = loader.qtensor(gguf, "token_embd.weight")?;
         // Models with tied embeddings (SmolLM2) have no output.weight: share the same blocks.
-        let (token_embd, tied) = if Q8_FAST_PATH && token_embd.dtype() == GgmlDType::Q8_0 {
+        let (token_embd, tied) = if FAST_KERNELS && token_embd.dtype() == GgmlDType::Q8_0 {
             let m = Arc::new(Q8Matrix::from_qtensor(&token_embd)?);
             (Embeddings::Q8(m.clone()), Linear::Q8(m))
         } else {

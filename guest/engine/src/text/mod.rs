@@ -3,6 +3,7 @@
 
 pub mod chat_template;
 pub mod llama;
+pub mod q4;
 pub mod q8;
 pub mod sampler;
 pub mod tokenizer;
@@ -23,6 +24,11 @@ use weights::WeightLoader;
 
 /// Prompts are run through the model in chunks of this many tokens, which bounds the size of
 /// the attention scores (heads x chunk x context) during prefill.
+/// The own Q8_0 / Q4_1 layouts pay off where their kernels are SIMD (wasm32 + simd128, the
+/// component). Natively candle's own kernels beat the portable fallbacks, so native builds keep
+/// candle's (converting Q4_1 to Q8_0, which candle runs faster).
+pub const FAST_KERNELS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+
 const PREFILL_CHUNK: usize = 512;
 
 /// Room for the tokenizer (vocabulary, merges) and load-time scratch beyond the weights.

@@ -90,7 +90,7 @@ impl Q8Matrix {
 
 /// x as int16 quants (int8 range, widened once here rather than once per row) and f32 block
 /// scales, rounding to nearest like llama.cpp's Q8_0.
-fn quantize(x: &[f32]) -> (Vec<i16>, Vec<f32>) {
+pub(crate) fn quantize(x: &[f32]) -> (Vec<i16>, Vec<f32>) {
     let mut q = Vec::with_capacity(x.len());
     let mut d = Vec::with_capacity(x.len() / BLOCK);
     for chunk in x.chunks_exact(BLOCK) {

@@ -9,6 +9,7 @@ use candle_core::{Device, Tensor};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::text::llama::dtype_name;
+use crate::text::FAST_KERNELS;
 use crate::types::WeightConversion;
 
 pub struct WeightLoader {
@@ -35,9 +36,11 @@ impl WeightLoader {
         }
         let wanted = match self.conversion {
             WeightConversion::Keep => None,
-            // No SIMD128 kernel in candle for these: converting to Q8_0 is ~4x faster and
-            // loses nothing measurable (Q4_0 does lose quality on SmolLM2).
+            // Q4_1 has an own kernel in the component; for the rest candle has no SIMD128
+            // kernel, and Q8_0 is ~4x faster and loses nothing measurable (Q4_0 does lose
+            // quality on SmolLM2).
             WeightConversion::Auto => match dtype {
+                GgmlDType::Q4_1 if FAST_KERNELS => None,
                 GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1 => Some(GgmlDType::Q8_0),
                 _ => None,
             },
