@@ -32,7 +32,7 @@ export const DEFAULT_SYSTEM: 'You are a helpful assistant.';
 export const DEFAULT_MAX_TOKENS: 256;
 
 export type ModelKind = 'text-generation' | 'embedding';
-export type WeightConversion = 'auto' | 'keep' | 'q8' | 'q4' | 'f16';
+export type WeightConversion = 'auto' | 'keep' | 'q8' | 'q4' | 'f16' | 'dequantize';
 export type FinishReason = 'end-of-text' | 'stop-string' | 'length' | 'context-full';
 
 export interface ModelFileSpec {

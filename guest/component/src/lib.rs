@@ -77,6 +77,7 @@ fn options_in(o: models::LoadOptions) -> engine::LoadOptions {
             W::Q8 => engine::WeightConversion::Q8_0,
             W::Q4 => engine::WeightConversion::Q4_0,
             W::F16 => engine::WeightConversion::F16,
+            W::Dequantize => engine::WeightConversion::Dequantize,
         },
         context_length: o.context_length,
     }
@@ -221,6 +222,14 @@ impl inference::Guest for Component {
 
     fn detokenize(model: String, tokens: Vec<u32>) -> Result<String, Error> {
         with_engine(|e| e.detokenize(&model, &tokens)).map_err(Error::from)
+    }
+
+    fn score(model: String, text: String) -> Result<inference::ScoreReport, Error> {
+        let report = with_engine(|e| e.score(&model, &text))?;
+        Ok(inference::ScoreReport {
+            tokens: report.tokens.into_iter().map(|t| inference::TokenScore { token: t.token, logprob: t.logprob, top_token: t.top_token }).collect(),
+            perplexity: report.perplexity,
+        })
     }
 }
 

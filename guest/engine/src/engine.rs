@@ -145,6 +145,10 @@ impl Engine {
         self.text_model(model)?.tokenizer.encode(text, add_special_tokens)
     }
 
+    pub fn score(&self, model: &str, text: &str) -> Result<ScoreReport> {
+        self.text_model(model)?.score(text)
+    }
+
     pub fn detokenize(&self, model: &str, tokens: &[u32]) -> Result<String> {
         self.text_model(model)?.tokenizer.decode(tokens, false)
     }

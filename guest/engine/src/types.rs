@@ -29,13 +29,15 @@ pub struct ModelFile {
 /// What to do with weight blocks that have no SIMD kernel in this build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightConversion {
-    /// Convert block types without a SIMD kernel (Q4_1, Q5_0, Q5_1) to Q8_0; keep the rest.
+    /// Keep block types with a SIMD kernel in this build, convert the rest to Q8_0.
     #[default]
     Auto,
     Keep,
     Q8_0,
     Q4_0,
     F16,
+    /// Plain f32 weights: the reference path.
+    Dequantize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +96,19 @@ pub enum FinishReason {
     StopString,
     Length,
     ContextFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenScore {
+    pub token: u32,
+    pub logprob: f32,
+    pub top_token: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreReport {
+    pub tokens: Vec<TokenScore>,
+    pub perplexity: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

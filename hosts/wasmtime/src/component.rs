@@ -74,6 +74,11 @@ pub fn engine_config() -> Config {
         .wasm_relaxed_simd(true)
         // Calls can run for seconds: epochs let the host stop them (see `timeout`).
         .epoch_interruption(true);
+    // For profiling the guest with `perf`: /tmp/perf-<pid>.map names its compiled functions
+    // (a component built without `strip=symbols` gives readable names). Compiled code is the same.
+    if std::env::var_os("LLMKG_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 

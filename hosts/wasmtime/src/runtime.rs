@@ -26,7 +26,7 @@ pub mod bindings {
 }
 
 pub use bindings::exports::llmkg::engine::inference::{
-    ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, Sampling,
+    ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, Sampling, ScoreReport, TokenScore,
 };
 pub use bindings::exports::llmkg::engine::introspect::{BuildReport, MemoryReport, ModelMemory};
 pub use bindings::exports::llmkg::engine::models::{LoadOptions, ModelFile, WeightConversion};
@@ -275,6 +275,12 @@ impl LlmkgRuntime {
             w.llmkg_engine_inference()
                 .call_tokenize(s, model, text, add_special_tokens)
         })
+    }
+
+    /// Teacher-forced per-token log-probabilities and perplexity of `text`.
+    pub fn score(&mut self, model: &str, text: &str) -> Result<ScoreReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_inference().call_score(s, model, text))
     }
 
     pub fn detokenize(&mut self, model: &str, tokens: &[u32]) -> Result<String> {

@@ -300,6 +300,15 @@ impl Llama {
 
     /// Runs `tokens` at the state's position and returns the logits of the last one.
     pub fn forward(&self, tokens: &[u32], state: &mut KvState) -> Result<Vec<f32>> {
+        self.forward_logits(tokens, state, false)
+    }
+
+    /// As [`Llama::forward`], but the logits of every token, one vocabulary-sized row each.
+    pub fn forward_all(&self, tokens: &[u32], state: &mut KvState) -> Result<Vec<f32>> {
+        self.forward_logits(tokens, state, true)
+    }
+
+    fn forward_logits(&self, tokens: &[u32], state: &mut KvState, every_token: bool) -> Result<Vec<f32>> {
         let seq_len = tokens.len();
         if seq_len == 0 {
             return Err(EngineError::Internal("forward called with no tokens".into()));
@@ -310,12 +319,12 @@ impl Llama {
                 state.capacity, seq_len, state.position
             )));
         }
-        let logits = self.forward_inner(tokens, state).map_err(|e| EngineError::compute("llama forward", e))?;
+        let logits = self.forward_inner(tokens, state, every_token).map_err(|e| EngineError::compute("llama forward", e))?;
         state.position += seq_len;
         Ok(logits)
     }
 
-    fn forward_inner(&self, tokens: &[u32], state: &mut KvState) -> candle_core::Result<Vec<f32>> {
+    fn forward_inner(&self, tokens: &[u32], state: &mut KvState, every_token: bool) -> candle_core::Result<Vec<f32>> {
         let device = Device::Cpu;
         let seq_len = tokens.len();
         let pos = state.position;
@@ -360,7 +369,8 @@ impl Llama {
             let up = gate_up.narrow(D::Minus1, ffn_len, ffn_len)?;
             x = (layer.w_down.forward(&(gate * up)?)? + &x1)?;
         }
-        let x = self.norm.forward(&x.i((.., seq_len - 1..seq_len, ..))?)?;
+        let x = if every_token { x } else { x.i((.., seq_len - 1..seq_len, ..))? };
+        let x = self.norm.forward(&x)?;
         let logits = self.output.forward(&x)?;
         logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, Value};
 use crate::memory;
-use crate::types::{Completion, FinishReason, LoadOptions, Sampling};
+use crate::types::{Completion, FinishReason, LoadOptions, Sampling, ScoreReport, TokenScore};
 use chat_template::ChatTemplate;
 use llama::{KvState, Llama, LlamaConfig};
 use sampler::Sampler;
@@ -71,7 +71,44 @@ impl TextModel {
     pub fn cache_bytes(&self) -> u64 {
         self.live_cache_bytes.load(Ordering::Relaxed)
     }
+
+    /// Teacher-forced log-probabilities of `text`'s tokens (see [`ScoreReport`]).
+    pub fn score(&self, text: &str) -> Result<ScoreReport> {
+        let tokens = self.tokenizer.encode(text, true)?;
+        if tokens.len() < 2 {
+            return Err(EngineError::InvalidInput(format!("text to score has {} token(s); it needs at least 2", tokens.len())));
+        }
+        if tokens.len() > self.context_length {
+            return Err(EngineError::InvalidInput(format!(
+                "text to score has {} tokens; the context holds {}",
+                tokens.len(),
+                self.context_length
+            )));
+        }
+        let config = &self.llama.config;
+        let vocab = config.vocab_size;
+        let chunk_scratch = SCORE_CHUNK as u64 * (config.n_head as u64 * tokens.len() as u64 + 8 * config.embedding_length as u64 + vocab as u64) * 4 * 2;
+        memory::ensure_available(tokens.len() as u64 * config.kv_bytes_per_token() + chunk_scratch, "scoring this text")?;
+        let mut state = self.llama.new_state(tokens.len());
+        let mut scores = Vec::with_capacity(tokens.len() - 1);
+        // Chunks bound the logits held at once (a vocabulary-sized row per token).
+        for (c, chunk) in tokens.chunks(SCORE_CHUNK).enumerate() {
+            let logits = self.llama.forward_all(chunk, &mut state)?;
+            for (i, row) in logits.chunks_exact(logits.len() / chunk.len()).enumerate() {
+                let Some(&next) = tokens.get(c * SCORE_CHUNK + i + 1) else { break };
+                let (top, max) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| if v > bv { (j, v) } else { (bi, bv) });
+                let log_sum = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+                let logprob = row.get(next as usize).map_or(f32::NEG_INFINITY, |&v| v - log_sum);
+                scores.push(TokenScore { token: next, logprob, top_token: top as u32 });
+            }
+        }
+        let mean_nll = -scores.iter().map(|s| s.logprob as f64).sum::<f64>() / scores.len() as f64;
+        Ok(ScoreReport { tokens: scores, perplexity: mean_nll.exp() })
+    }
 }
+
+/// Tokens run through the model at once when scoring.
+const SCORE_CHUNK: usize = 64;
 
 /// Bytes the weights will take once loaded and converted, plus one f32 copy of the largest
 /// converted tensor (the conversion scratch).

@@ -1,5 +1,6 @@
 //! Q4_1 weights (the block type SmolLM2 ships in) multiplied as they are, the way llama.cpp
-//! does it: activations quantized to 8 bits once per call, nibbles widened in registers.
+//! does it (integer dot products per block, activations quantized once per call), nibbles
+//! widened in registers.
 //!
 //! Converting Q4_1 to Q8_0 at load was simpler, but it held 1.7x the bytes and every decoded
 //! token reads every weight: keeping four bits per weight halves what a token has to stream
@@ -264,7 +265,7 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     #[test]
-    fn matmul_matches_candles_q4_1_matmul() {
+    fn matmul_matches_the_dequantized_product() {
         let (rows, cols, n) = (7, 96, 3);
         let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0).collect();
         let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
@@ -280,7 +281,7 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "input {i} row {r}: {a} vs {b}");
             }
         }
-        // Exactly the dequantized weights times the 8-bit-rounded activations: the kernel may
+        // Exactly the dequantized weights times the rounded activations: the kernel may
         // only differ in summation order.
         let (xq, xd) = quantize(&x);
         let x_rounded: Vec<f32> = xq.iter().enumerate().map(|(i, &q)| q as f32 * xd[i / BLOCK]).collect();

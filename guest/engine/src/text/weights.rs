@@ -47,6 +47,7 @@ impl WeightLoader {
             WeightConversion::Q8_0 => Some(GgmlDType::Q8_0),
             WeightConversion::Q4_0 => Some(GgmlDType::Q4_0),
             WeightConversion::F16 => Some(GgmlDType::F16),
+            WeightConversion::Dequantize => Some(GgmlDType::F32),
         };
         wanted.filter(|&t| t != dtype && dims[0] % t.block_size() == 0)
     }

@@ -62,7 +62,7 @@ impl GlobalArgs {
 /// `--conversion`: what to do with weight blocks that have no SIMD kernel.
 #[derive(ValueEnum, Debug, Clone, Copy, Default)]
 pub enum Conversion {
-    /// Convert Q4_1/Q5_0/Q5_1 to Q8_0, keep the rest.
+    /// Keep block types with a SIMD kernel (Q8_0, Q4_1 in the component), convert the rest to Q8_0.
     #[default]
     Auto,
     Keep,
@@ -71,6 +71,8 @@ pub enum Conversion {
     #[value(name = "q4_0")]
     Q4_0,
     F16,
+    /// f32 weights and f32 matmuls: the reference path (about 4x the memory of Q8_0).
+    Dequantize,
 }
 
 impl From<Conversion> for WeightConversion {
@@ -81,6 +83,7 @@ impl From<Conversion> for WeightConversion {
             Conversion::Q8_0 => WeightConversion::Q8,
             Conversion::Q4_0 => WeightConversion::Q4,
             Conversion::F16 => WeightConversion::F16,
+            Conversion::Dequantize => WeightConversion::Dequantize,
         }
     }
 }

@@ -280,6 +280,11 @@ impl inference::Guest for Stub {
         Ok(text.bytes().map(u32::from).collect())
     }
 
+    fn score(model: String, _text: String) -> Result<inference::ScoreReport, Error> {
+        require_model(&model)?;
+        Err(Error::Unsupported("the stub guest has no language model to score with".into()))
+    }
+
     fn detokenize(model: String, tokens: Vec<u32>) -> Result<String, Error> {
         require_model(&model)?;
         let bytes: Vec<u8> = tokens.iter().map(|&t| t as u8).collect();
