@@ -61,8 +61,8 @@ impl Engine {
                         files.len()
                     )));
                 }
-                let file = &files[0];
-                let text = TextModel::load(&file.name, &file.bytes, options)?;
+                let file = files.into_iter().next().ok_or_else(|| EngineError::InvalidInput(format!("model {id}: no files given")))?;
+                let text = TextModel::load(&file.name, file.bytes, options)?;
                 let c = &text.llama.config;
                 let info = ModelInfo {
                     id: id.to_string(),

@@ -15,8 +15,7 @@ use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::text::q4::Q4Matrix;
 use crate::text::q8::Q8Matrix;
-use crate::text::FAST_KERNELS;
-use crate::text::weights::{load_tensor, WeightLoader};
+use crate::text::weights::{ConvertedWeights, Weight, WeightLoader};
 
 /// Longest context a model may declare (Llama 3.1's 128k); the RoPE tables are built for it.
 const MAX_CONTEXT: usize = 1 << 17;
@@ -107,20 +106,29 @@ impl RmsNorm {
 }
 
 /// A weight matrix: Q8_0 and Q4_1 in the fast layouts of [`Q8Matrix`] and [`Q4Matrix`] (where
-/// their SIMD kernels run), anything else through candle.
+/// their SIMD kernels run), anything else through candle; matrices that could not be stacked
+/// into one stay parts whose outputs are concatenated.
 enum Linear {
     Q8(Arc<Q8Matrix>),
-    Q4(Q4Matrix),
+    Q4(Arc<Q4Matrix>),
     Candle(QMatMul),
+    Parts(Vec<Linear>),
 }
 
 impl Linear {
-    fn new(q: QTensor) -> Result<Self> {
-        Ok(match q.dtype() {
-            GgmlDType::Q8_0 if FAST_KERNELS => Linear::Q8(Arc::new(Q8Matrix::from_qtensor(&q)?)),
-            GgmlDType::Q4_1 if FAST_KERNELS => Linear::Q4(Q4Matrix::from_qtensor(&q)?),
-            _ => Linear::Candle(QMatMul::from_qtensor(q)?),
+    fn new(w: Weight) -> Result<Self> {
+        Ok(match w {
+            Weight::Q8(m) => Linear::Q8(Arc::new(m)),
+            Weight::Q4(m) => Linear::Q4(Arc::new(m)),
+            Weight::Tensor(t) => Linear::Candle(QMatMul::from_qtensor(t)?),
         })
+    }
+
+    fn stacked(w: std::result::Result<Weight, Vec<Weight>>) -> Result<Self> {
+        match w {
+            Ok(w) => Linear::new(w),
+            Err(parts) => Ok(Linear::Parts(parts.into_iter().map(Linear::new).collect::<Result<_>>()?)),
+        }
     }
 
     fn bytes(&self) -> u64 {
@@ -129,6 +137,7 @@ impl Linear {
             Linear::Q4(m) => m.bytes(),
             Linear::Candle(QMatMul::QTensor(t)) => t.storage_size_in_bytes() as u64,
             Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => (t.elem_count() * t.dtype().size_in_bytes()) as u64,
+            Linear::Parts(parts) => parts.iter().map(Linear::bytes).sum(),
         }
     }
 
@@ -139,6 +148,7 @@ impl Linear {
             Linear::Q4(m) => Ok(m.rows),
             Linear::Candle(QMatMul::QTensor(t)) => Ok(t.shape().dims2()?.0),
             Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t.dims2()?.0),
+            Linear::Parts(parts) => parts.iter().map(Linear::out_len).sum(),
         }
     }
 
@@ -147,6 +157,7 @@ impl Linear {
             Linear::Candle(m) => m.forward(x),
             Linear::Q8(m) => own_kernel_forward(x, m.rows, m.cols, |xs, out| m.matmul(xs, out)),
             Linear::Q4(m) => own_kernel_forward(x, m.rows, m.cols, |xs, out| m.matmul(xs, out)),
+            Linear::Parts(parts) => Tensor::cat(&parts.iter().map(|p| p.forward(x)).collect::<candle_core::Result<Vec<_>>>()?, D::Minus1),
         }
     }
 }
@@ -169,24 +180,25 @@ fn own_kernel_forward(x: &Tensor, rows: usize, cols: usize, matmul: impl Fn(&[f3
 /// Token embeddings: rows of the embedding matrix, looked up without dequantizing the table.
 enum Embeddings {
     Q8(Arc<Q8Matrix>),
+    Q4(Arc<Q4Matrix>),
     Candle(Arc<QTensor>),
 }
 
 impl Embeddings {
     fn lookup(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
-        match self {
-            Embeddings::Candle(t) => t.embedding(&Tensor::new(ids, &Device::Cpu)?),
-            Embeddings::Q8(m) => {
-                let mut out = vec![0f32; ids.len() * m.cols];
-                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(m.cols)) {
-                    if id as usize >= m.rows {
-                        candle_core::bail!("token id {id} is outside the embedding table of {} rows", m.rows);
-                    }
-                    m.row(id as usize, row);
-                }
-                Tensor::from_vec(out, (ids.len(), m.cols), &Device::Cpu)
+        let (rows, cols, row): (usize, usize, &dyn Fn(usize, &mut [f32])) = match self {
+            Embeddings::Candle(t) => return t.embedding(&Tensor::new(ids, &Device::Cpu)?),
+            Embeddings::Q8(m) => (m.rows, m.cols, &|i, out| m.row(i, out)),
+            Embeddings::Q4(m) => (m.rows, m.cols, &|i, out| m.row(i, out)),
+        };
+        let mut out = vec![0f32; ids.len() * cols];
+        for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(cols)) {
+            if id as usize >= rows {
+                candle_core::bail!("token id {id} is outside the embedding table of {rows} rows");
             }
+            row(id as usize, dst);
         }
+        Tensor::from_vec(out, (ids.len(), cols), &Device::Cpu)
     }
 }
 
@@ -230,52 +242,57 @@ impl KvState {
 }
 
 impl Llama {
-    pub fn load(gguf: &GgufFile, loader: &mut WeightLoader) -> Result<Self> {
-        let config = LlamaConfig::from_gguf(gguf)?;
+    pub fn load(config: LlamaConfig, weights: &mut ConvertedWeights, loader: &WeightLoader) -> Result<Self> {
         let device = Device::Cpu;
-        let token_embd = loader.qtensor(gguf, "token_embd.weight")?;
+        let has_output = weights.contains("output.weight");
+        let token_embd = weights.take("token_embd.weight")?;
         // Models with tied embeddings (SmolLM2) have no output.weight: share the same blocks.
-        let (token_embd, tied) = if FAST_KERNELS && token_embd.dtype() == GgmlDType::Q8_0 {
-            let m = Arc::new(Q8Matrix::from_qtensor(&token_embd)?);
-            (Embeddings::Q8(m.clone()), Linear::Q8(m))
-        } else {
-            let t = Arc::new(token_embd);
-            (Embeddings::Candle(t.clone()), Linear::Candle(QMatMul::from_arc(t)?))
+        let (token_embd, tied) = match token_embd {
+            Weight::Q8(m) => {
+                let m = Arc::new(m);
+                (Embeddings::Q8(m.clone()), Linear::Q8(m))
+            }
+            Weight::Tensor(t) => {
+                let t = Arc::new(t);
+                (Embeddings::Candle(t.clone()), Linear::Candle(QMatMul::from_arc(t)?))
+            }
+            Weight::Q4(m) => {
+                let m = Arc::new(m);
+                (Embeddings::Q4(m.clone()), Linear::Q4(m))
+            }
         };
-        let output = match gguf.tensor("output.weight") {
-            Some(_) => Linear::new(loader.qtensor(gguf, "output.weight")?)?,
-            None => tied,
-        };
-        let norm = |name: &str, loader: &mut WeightLoader| -> Result<RmsNorm> {
-            Ok(RmsNorm { weight: load_tensor(gguf, name, loader)?, eps: config.rms_eps })
+        let output = if has_output { Linear::new(weights.take("output.weight")?)? } else { tied };
+        let norm = |name: &str, weights: &mut ConvertedWeights| -> Result<RmsNorm> {
+            Ok(RmsNorm { weight: weights.take_f32(name)?, eps: config.rms_eps })
         };
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let p = format!("blk.{i}");
             let names = |parts: &[&str]| parts.iter().map(|n| format!("{p}.{n}.weight")).collect::<Vec<_>>();
-            let wqkv = Linear::new(loader.stacked_qtensor(gguf, &names(&["attn_q", "attn_k", "attn_v"]))?)?;
-            let w_gate_up = Linear::new(loader.stacked_qtensor(gguf, &names(&["ffn_gate", "ffn_up"]))?)?;
-            let wo = Linear::new(loader.qtensor(gguf, &format!("{p}.attn_output.weight"))?)?;
-            let w_down = Linear::new(loader.qtensor(gguf, &format!("{p}.ffn_down.weight"))?)?;
+            let wqkv = Linear::stacked(weights.take_stacked(&names(&["attn_q", "attn_k", "attn_v"]))?)?;
+            let w_gate_up = Linear::stacked(weights.take_stacked(&names(&["ffn_gate", "ffn_up"]))?)?;
+            let wo = Linear::new(weights.take(&format!("{p}.attn_output.weight"))?)?;
+            let w_down = Linear::new(weights.take(&format!("{p}.ffn_down.weight"))?)?;
             layers.push(Layer {
                 wqkv,
                 wo,
                 w_gate_up,
                 w_down,
-                attn_norm: norm(&format!("{p}.attn_norm.weight"), loader)?,
-                ffn_norm: norm(&format!("{p}.ffn_norm.weight"), loader)?,
+                attn_norm: norm(&format!("{p}.attn_norm.weight"), weights)?,
+                ffn_norm: norm(&format!("{p}.ffn_norm.weight"), weights)?,
             });
         }
-        let norm = norm("output_norm.weight", loader)?;
+        let norm = norm("output_norm.weight", weights)?;
         let (cos, sin) = rope_tables(config.rope_dim, config.rope_freq_base, config.context_length, &device)?;
         // What is actually held (the Q8 layout keeps f32 scales), for memory-stats.
         let norms = (config.n_layer * 2 + 1) * config.embedding_length * 4;
         let weight_bytes = output.bytes()
             + layers.iter().map(|l| l.wqkv.bytes() + l.wo.bytes() + l.w_gate_up.bytes() + l.w_down.bytes()).sum::<u64>()
             + norms as u64
-            + match (&token_embd, gguf.tensor("output.weight")) {
-                (Embeddings::Candle(t), Some(_)) => t.storage_size_in_bytes() as u64,
-                (Embeddings::Q8(m), Some(_)) => m.bytes(),
+            + match (&token_embd, has_output) {
+                (Embeddings::Candle(t), true) => t.storage_size_in_bytes() as u64,
+                (Embeddings::Q8(m), true) => m.bytes(),
+                (Embeddings::Q4(m), true) => m.bytes(),
                 _ => 0, // tied: counted as the output matrix
             };
         Ok(Llama {

@@ -12,6 +12,8 @@ pub mod weights;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use candle_core::quantized::GgmlDType;
+
 use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, Value};
 use crate::memory;
@@ -45,15 +47,15 @@ pub struct TextModel {
 }
 
 impl TextModel {
-    pub fn load(file_name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Self> {
-        let gguf = GgufFile::parse(file_name, bytes)?;
+    /// Takes the file's bytes: they are handed back tensor by tensor as the weights are built.
+    pub fn load(file_name: &str, bytes: Vec<u8>, options: &LoadOptions) -> Result<Self> {
+        let gguf = GgufFile::parse(file_name, &bytes)?;
         let config = LlamaConfig::from_gguf(&gguf)?;
         let mut loader = WeightLoader::new(options.conversion);
         // Checked before the tokenizer is built: past this point an allocation failure would
         // trap instead of returning an error.
-        memory::ensure_available(estimate_held_bytes(&gguf, &loader) + LOAD_HEADROOM, &format!("loading {file_name}"))?;
+        memory::ensure_available(estimate_extra_bytes(&gguf, &loader) + LOAD_HEADROOM, &format!("loading {file_name}"))?;
         let tokenizer = TextTokenizer::from_gguf(&gguf)?;
-        let llama = Llama::load(&gguf, &mut loader)?;
         let token_text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or_default();
         let template = ChatTemplate::new(
             gguf.get("tokenizer.chat_template").and_then(Value::as_str),
@@ -65,6 +67,10 @@ impl TextModel {
             Some(n) => (n as usize).min(config.context_length),
             None => config.context_length,
         };
+        let tensors = gguf.tensors.clone();
+        drop(gguf);
+        let mut weights = loader.convert_all(file_name, &tensors, bytes)?;
+        let llama = Llama::load(config, &mut weights, &loader)?;
         Ok(TextModel { llama, tokenizer, template, context_length, live_cache_bytes: AtomicU64::new(0) })
     }
 
@@ -110,22 +116,28 @@ impl TextModel {
 /// Tokens run through the model at once when scoring.
 const SCORE_CHUNK: usize = 64;
 
-/// Bytes the weights will take once loaded and converted, plus one f32 copy of the largest
-/// converted tensor (the conversion scratch).
-fn estimate_held_bytes(gguf: &GgufFile, loader: &WeightLoader) -> u64 {
-    let mut total = 0u64;
-    let mut largest_f32 = 0u64;
+/// Memory a load needs beyond the file it is given, for what is allocated infallibly. Blocks
+/// the own kernels take as they are need no probe: their layouts are allocated fallibly, and the
+/// file is handed back as they are built. Other tensors go through candle (a copy, and an f32
+/// copy when converted) and are held in the target type.
+fn estimate_extra_bytes(gguf: &GgufFile, loader: &WeightLoader) -> u64 {
+    let mut held = 0u64;
+    let mut scratch = 0u64;
     for t in &gguf.tensors {
         let elements = t.elements() as u64;
-        total += match loader.target(t.dtype, &t.dims) {
-            Some(target) => {
-                largest_f32 = largest_f32.max(elements * 4);
-                elements / target.block_size() as u64 * target.type_size() as u64
-            }
-            None => t.len as u64,
+        let target = loader.target(t.dtype, &t.dims);
+        let own_layout = FAST_KERNELS && target.is_none() && t.dims.len() == 2 && matches!(t.dtype, GgmlDType::Q4_1 | GgmlDType::Q8_0);
+        if own_layout {
+            continue;
+        }
+        let (bytes, f32_copy) = match target {
+            Some(target) => (elements / target.block_size() as u64 * target.type_size() as u64, elements * 4),
+            None => (t.len as u64, 0),
         };
+        held += bytes;
+        scratch = scratch.max(2 * bytes + f32_copy);
     }
-    total + largest_f32
+    held + scratch
 }
 
 /// One completion in progress. It owns its KV cache, so several can exist over one model.

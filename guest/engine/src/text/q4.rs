@@ -40,18 +40,22 @@ impl Q4Matrix {
             return Err(EngineError::Internal(format!("Q4Matrix from a {:?} tensor", t.dtype())));
         }
         let (rows, cols) = t.shape().dims2()?;
+        Self::from_blocks(&t.data()?, rows, cols)
+    }
+
+    /// From Q4_1 blocks as a GGUF file holds them.
+    pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Result<Self> {
         if cols % BLOCK != 0 {
             return Err(EngineError::Internal(format!("Q4_1 rows of {cols} values")));
         }
-        let data = t.data()?;
         let bpr = cols / BLOCK;
         if data.len() != rows * bpr * BLOCK_BYTES {
             return Err(EngineError::Internal(format!("Q4_1 data of {} bytes for {} blocks", data.len(), rows * bpr)));
         }
         let padded = rows.next_multiple_of(4);
-        let mut qs = vec![0u8; padded * cols / 2];
-        let mut scales = vec![0f32; padded * bpr];
-        let mut mins = vec![0f32; padded * bpr];
+        let mut qs = zeroed(padded * cols / 2, rows, cols)?;
+        let mut scales = zeroed(padded * bpr, rows, cols)?;
+        let mut mins = zeroed(padded * bpr, rows, cols)?;
         for (i, block) in data.chunks_exact(BLOCK_BYTES).enumerate() {
             let (r, b) = (i / bpr, i % bpr);
             let at = Self::interleaved(bpr, r, b);
@@ -60,6 +64,26 @@ impl Q4Matrix {
             qs[i * PACKED..(i + 1) * PACKED].copy_from_slice(&block[4..]);
         }
         Ok(Q4Matrix { rows, cols, qs, scales, mins })
+    }
+
+    /// Matrices with the same row length stacked into one (e.g. Q, K and V, so one pass and
+    /// one quantization of the input serve all of them); `None` unless every part but the last
+    /// has whole groups of four rows.
+    pub fn stack(parts: Vec<Q4Matrix>) -> Option<Q4Matrix> {
+        let cols = parts.first()?.cols;
+        let n = parts.len();
+        if parts.iter().any(|p| p.cols != cols) || parts[..n - 1].iter().any(|p| p.rows % 4 != 0) {
+            return None;
+        }
+        let (qs, scales) = (parts.iter().map(|p| p.qs.len()).sum(), parts.iter().map(|p| p.scales.len()).sum());
+        let mut all = Q4Matrix { rows: 0, cols, qs: Vec::with_capacity(qs), scales: Vec::with_capacity(scales), mins: Vec::with_capacity(scales) };
+        for p in parts {
+            all.rows += p.rows;
+            all.qs.extend_from_slice(&p.qs);
+            all.scales.extend_from_slice(&p.scales);
+            all.mins.extend_from_slice(&p.mins);
+        }
+        Some(all)
     }
 
     /// Where block `b` of row `r` keeps its scale and minimum.
@@ -113,6 +137,15 @@ impl Q4Matrix {
             }
         }
     }
+}
+
+/// A zeroed buffer, or an error rather than a trap when memory runs out (weights are the big
+/// allocations of a load, made without a probe beforehand).
+fn zeroed<T: Clone + Default>(len: usize, rows: usize, cols: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
+    v.resize(len, T::default());
+    Ok(v)
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

@@ -30,21 +30,45 @@ impl Q8Matrix {
             return Err(EngineError::Internal(format!("Q8Matrix from a {:?} tensor", t.dtype())));
         }
         let (rows, cols) = t.shape().dims2()?;
+        Self::from_blocks(&t.data()?, rows, cols)
+    }
+
+    /// From Q8_0 blocks as a GGUF file holds them.
+    pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Result<Self> {
         if cols % BLOCK != 0 {
             return Err(EngineError::Internal(format!("Q8_0 rows of {cols} values")));
         }
-        let data = t.data()?;
         let blocks = rows * cols / BLOCK;
         if data.len() != blocks * BLOCK_BYTES {
             return Err(EngineError::Internal(format!("Q8_0 data of {} bytes for {blocks} blocks", data.len())));
         }
-        let mut qs = Vec::with_capacity(rows * cols);
-        let mut scales = Vec::with_capacity(blocks);
+        // Fallible: weights are the big allocations of a load, made without a probe beforehand.
+        let no_memory = |_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix"));
+        let mut qs = Vec::new();
+        qs.try_reserve_exact(rows * cols).map_err(no_memory)?;
+        let mut scales = Vec::new();
+        scales.try_reserve_exact(blocks).map_err(no_memory)?;
         for block in data.chunks_exact(BLOCK_BYTES) {
             scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
             qs.extend(block[2..].iter().map(|&b| b as i8));
         }
         Ok(Q8Matrix { rows, cols, qs, scales })
+    }
+
+    /// Matrices with the same row length stacked into one.
+    pub fn stack(parts: Vec<Q8Matrix>) -> Option<Q8Matrix> {
+        let cols = parts.first()?.cols;
+        if parts.iter().any(|p| p.cols != cols) {
+            return None;
+        }
+        let (qs, scales) = (parts.iter().map(|p| p.qs.len()).sum(), parts.iter().map(|p| p.scales.len()).sum());
+        let mut all = Q8Matrix { rows: 0, cols, qs: Vec::with_capacity(qs), scales: Vec::with_capacity(scales) };
+        for p in parts {
+            all.rows += p.rows;
+            all.qs.extend_from_slice(&p.qs);
+            all.scales.extend_from_slice(&p.scales);
+        }
+        Some(all)
     }
 
     pub fn bytes(&self) -> u64 {

@@ -1,14 +1,16 @@
 //! Turns GGUF tensors into candle tensors, converting block types on the way as the load
 //! options ask, one tensor at a time so a conversion never holds a whole f32 model.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
 use crate::error::{EngineError, Result};
-use crate::gguf::GgufFile;
+use crate::gguf::TensorInfo;
 use crate::text::llama::dtype_name;
+use crate::text::q4::Q4Matrix;
+use crate::text::q8::Q8Matrix;
 use crate::text::FAST_KERNELS;
 use crate::types::WeightConversion;
 
@@ -52,50 +54,57 @@ impl WeightLoader {
         wanted.filter(|&t| t != dtype && dims[0] % t.block_size() == 0)
     }
 
-    pub fn qtensor(&mut self, gguf: &GgufFile, name: &str) -> Result<QTensor> {
-        let info = gguf.require_tensor(name)?;
-        let raw = gguf.data(info);
-        let source = raw_qtensor(raw, info.dtype, info.shape())
-            .map_err(|e| EngineError::InvalidModel(format!("{}: tensor {name}: {e}", gguf.file_name)))?;
-        *self.source_by_type.entry(dtype_name(info.dtype)).or_default() += info.len as u64;
-        self.parameters += info.elements() as u64;
-        let held = match self.target(info.dtype, &info.dims) {
-            None => source,
-            Some(target) => {
-                let f32_tensor = source.dequantize(&Device::Cpu)?;
-                drop(source);
-                QTensor::quantize(&f32_tensor, target)
-                    .map_err(|e| EngineError::compute(&format!("converting {name} to {target:?}"), e))?
-            }
-        };
-        let bytes = held.storage_size_in_bytes() as u64;
-        *self.held_by_type.entry(dtype_name(held.dtype())).or_default() += bytes;
-        Ok(held)
+    /// Every tensor of the file converted as the options ask, taking the file's bytes: tensors
+    /// are converted last in the file first, and the file is cut back behind each one, so its
+    /// memory is handed back while the weights are built and a load never holds the file and
+    /// the weights whole at once.
+    pub fn convert_all(&mut self, file_name: &str, tensors: &[TensorInfo], mut bytes: Vec<u8>) -> Result<ConvertedWeights> {
+        let mut order: Vec<&TensorInfo> = tensors.iter().collect();
+        order.sort_by_key(|t| std::cmp::Reverse(t.start));
+        let mut converted = HashMap::with_capacity(tensors.len());
+        for info in order {
+            let raw = bytes.get(info.start..info.start + info.len).ok_or_else(|| {
+                EngineError::InvalidModel(format!("{file_name}: tensor {} lies outside the file", info.name))
+            })?;
+            let tensor = self.convert(file_name, info, raw)?;
+            converted.insert(info.name.clone(), tensor);
+            bytes.truncate(info.start);
+            bytes.shrink_to_fit();
+        }
+        Ok(ConvertedWeights { file_name: file_name.to_string(), tensors: converted })
     }
 
-    /// Several matrices with the same row length stacked into one (e.g. Q, K and V), so one
-    /// matmul - and one quantization of the activations - serves all of them.
-    pub fn stacked_qtensor(&mut self, gguf: &GgufFile, names: &[String]) -> Result<QTensor> {
-        let parts = names.iter().map(|n| self.qtensor(gguf, n)).collect::<Result<Vec<_>>>()?;
-        let dtype = parts[0].dtype();
-        let cols = parts[0].shape().dims2()?.1;
-        let mut rows = 0;
-        let mut bytes = Vec::new();
-        for (part, name) in parts.iter().zip(names) {
-            let (r, c) = part.shape().dims2()?;
-            if part.dtype() != dtype || c != cols {
-                return Err(EngineError::InvalidModel(format!(
-                    "{}: tensor {name} is {:?} {r}x{c}, unlike {} ({dtype:?}, {cols} columns)",
-                    gguf.file_name,
-                    part.dtype(),
-                    names[0]
-                )));
+    fn convert(&mut self, file_name: &str, info: &TensorInfo, raw: &[u8]) -> Result<Weight> {
+        let name = &info.name;
+        *self.source_by_type.entry(dtype_name(info.dtype)).or_default() += info.len as u64;
+        self.parameters += info.elements() as u64;
+        let shape = info.shape();
+        let matrix = (FAST_KERNELS && shape.len() == 2).then(|| (shape[0], shape[1]));
+        let target = self.target(info.dtype, &info.dims);
+        // Blocks an own kernel multiplies as they are go straight from the file to its layout.
+        let weight = match (target, matrix, info.dtype) {
+            (None, Some((rows, cols)), GgmlDType::Q4_1) => Weight::Q4(Q4Matrix::from_blocks(raw, rows, cols)?),
+            (None, Some((rows, cols)), GgmlDType::Q8_0) => Weight::Q8(Q8Matrix::from_blocks(raw, rows, cols)?),
+            _ => {
+                let source = raw_qtensor(raw, info.dtype, shape)
+                    .map_err(|e| EngineError::InvalidModel(format!("{file_name}: tensor {name}: {e}")))?;
+                let held = match target {
+                    None => source,
+                    Some(target) => {
+                        let f32_tensor = source.dequantize(&Device::Cpu)?;
+                        drop(source);
+                        QTensor::quantize(&f32_tensor, target)
+                            .map_err(|e| EngineError::compute(&format!("converting {name} to {target:?}"), e))?
+                    }
+                };
+                match matrix {
+                    Some(_) if held.dtype() == GgmlDType::Q8_0 => Weight::Q8(Q8Matrix::from_qtensor(&held)?),
+                    _ => Weight::Tensor(held),
+                }
             }
-            rows += r;
-            bytes.extend_from_slice(&part.data()?);
-        }
-        drop(parts);
-        Ok(raw_qtensor(&bytes, dtype, vec![rows, cols])?)
+        };
+        *self.held_by_type.entry(weight.type_name()).or_default() += weight.bytes();
+        Ok(weight)
     }
 
     pub fn dominant_held(&self) -> String {
@@ -107,10 +116,108 @@ impl WeightLoader {
     }
 }
 
-/// A dequantized f32 tensor (for small tensors such as norm weights).
-pub fn load_tensor(gguf: &GgufFile, name: &str, loader: &mut WeightLoader) -> Result<Tensor> {
-    let q = loader.qtensor(gguf, name)?;
-    Ok(q.dequantize(&Device::Cpu)?)
+/// One tensor as held: in the layout of an own SIMD kernel where this build has one for its
+/// block type, else a candle QTensor.
+pub enum Weight {
+    Q4(Q4Matrix),
+    Q8(Q8Matrix),
+    Tensor(QTensor),
+}
+
+impl Weight {
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Weight::Q4(m) => m.bytes(),
+            Weight::Q8(m) => m.bytes(),
+            Weight::Tensor(t) => t.storage_size_in_bytes() as u64,
+        }
+    }
+
+    /// Values per row of a matrix.
+    fn cols(&self) -> Result<usize> {
+        Ok(match self {
+            Weight::Q4(m) => m.cols,
+            Weight::Q8(m) => m.cols,
+            Weight::Tensor(t) => t.shape().dims2()?.1,
+        })
+    }
+
+    fn type_name(&self) -> String {
+        match self {
+            Weight::Q4(_) => dtype_name(GgmlDType::Q4_1),
+            Weight::Q8(_) => dtype_name(GgmlDType::Q8_0),
+            Weight::Tensor(t) => dtype_name(t.dtype()),
+        }
+    }
+}
+
+/// The converted tensors of one file, taken by name as the model is assembled.
+pub struct ConvertedWeights {
+    file_name: String,
+    tensors: HashMap<String, Weight>,
+}
+
+impl ConvertedWeights {
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn take(&mut self, name: &str) -> Result<Weight> {
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| EngineError::InvalidModel(format!("{}: tensor {name} is missing", self.file_name)))
+    }
+
+    /// A dequantized f32 tensor (for small tensors such as norm weights).
+    pub fn take_f32(&mut self, name: &str) -> Result<Tensor> {
+        match self.take(name)? {
+            Weight::Tensor(t) => Ok(t.dequantize(&Device::Cpu)?),
+            _ => Err(EngineError::InvalidModel(format!("{}: tensor {name} should be a vector, not a matrix", self.file_name))),
+        }
+    }
+
+    /// Several matrices with the same row length stacked into one (e.g. Q, K and V), so one
+    /// matmul - and one quantization of the activations - serves all of them. `Err` gives the
+    /// parts back when they cannot be stacked (different block types, say).
+    pub fn take_stacked(&mut self, names: &[String]) -> Result<std::result::Result<Weight, Vec<Weight>>> {
+        let parts = names.iter().map(|n| self.take(n)).collect::<Result<Vec<_>>>()?;
+        let cols = parts.iter().map(Weight::cols).collect::<Result<Vec<_>>>()?;
+        if let Some(i) = cols.iter().position(|&c| c != cols[0]) {
+            return Err(EngineError::InvalidModel(format!(
+                "{}: tensor {} has rows of {} values, unlike {} ({})",
+                self.file_name, names[i], cols[i], names[0], cols[0]
+            )));
+        }
+        let unstackable = || EngineError::Internal("stacking matrices of equal row length failed".into());
+        match &parts[..] {
+            [Weight::Q4(_), ..] if parts.iter().all(|p| matches!(p, Weight::Q4(_))) => {
+                let matrices: Vec<Q4Matrix> = parts.into_iter().filter_map(|p| if let Weight::Q4(m) = p { Some(m) } else { None }).collect();
+                // Rows concatenate in whole groups of four; otherwise the parts stay apart.
+                if matrices[..matrices.len() - 1].iter().any(|m| m.rows % 4 != 0) {
+                    return Ok(Err(matrices.into_iter().map(Weight::Q4).collect()));
+                }
+                Ok(Ok(Weight::Q4(Q4Matrix::stack(matrices).ok_or_else(unstackable)?)))
+            }
+            [Weight::Q8(_), ..] if parts.iter().all(|p| matches!(p, Weight::Q8(_))) => {
+                let matrices: Vec<Q8Matrix> = parts.into_iter().filter_map(|p| if let Weight::Q8(m) = p { Some(m) } else { None }).collect();
+                Ok(Ok(Weight::Q8(Q8Matrix::stack(matrices).ok_or_else(unstackable)?)))
+            }
+            [Weight::Tensor(first), ..] if parts.iter().all(|p| matches!(p, Weight::Tensor(t) if t.dtype() == first.dtype())) => {
+                let dtype = first.dtype();
+                let mut rows = 0;
+                let mut bytes = Vec::new();
+                for part in &parts {
+                    if let Weight::Tensor(t) = part {
+                        rows += t.shape().dims2()?.0;
+                        bytes.extend_from_slice(&t.data()?);
+                    }
+                }
+                drop(parts);
+                Ok(Ok(Weight::Tensor(raw_qtensor(&bytes, dtype, vec![rows, cols[0]])?)))
+            }
+            _ => Ok(Err(parts)),
+        }
+    }
 }
 
 /// Wraps raw GGUF bytes as a QTensor. candle reads the bytes as blocks through a pointer cast,
