@@ -1,5 +1,5 @@
 //! The component under Wasmtime and the same engine native, side by side in one criterion run:
-//! decode, prefill (34-token prompt), first token, one-sentence embedding.
+//! decode, prefill (34-token prompt), first token, one-sentence embedding, a batch of 32.
 //! `cargo bench -p llmkg-benches` (models from scripts/fetch-models; one thread natively).
 
 use std::time::Duration;
@@ -10,6 +10,42 @@ use llmkg_host::models::{models_dir, resolve_or_fetch, DEFAULT_EMBEDDING_MODEL, 
 use llmkg_host::{LlmkgRuntime, ModelKind, RuntimeOptions};
 
 const DECODE_TOKENS: u32 = 64;
+
+/// 32 sentences of mixed length (4 to 30 words), as a graph index or a RAG query batch sees them.
+const EMBED_BATCH: [&str; 32] = [
+    "Paris is the capital of France.",
+    "The Amazon river flows through Brazil, Peru and Colombia before reaching the Atlantic Ocean.",
+    "Photosynthesis turns light into chemical energy.",
+    "Marie Curie won Nobel prizes in both physics and chemistry.",
+    "A red castle on the northern hill.",
+    "The stock market closed higher on Friday after a week of losses driven by fears about interest rates and weak earnings.",
+    "Water boils at one hundred degrees Celsius at sea level.",
+    "Who wrote the novel Pride and Prejudice?",
+    "Mount Everest is the highest mountain above sea level.",
+    "The library opens at nine in the morning and closes at six in the evening, except on public holidays.",
+    "Cats sleep for most of the day.",
+    "The Rust compiler checks ownership and borrowing at compile time, which removes whole classes of memory bugs.",
+    "Tokyo hosted the Olympic Games in 1964 and again in 2021.",
+    "Green tea contains less caffeine than coffee.",
+    "The bridge was closed for repairs.",
+    "Knowledge graphs store facts as subject, predicate and object triples that can be queried with SPARQL.",
+    "Jupiter is the largest planet in the solar system.",
+    "She plays the violin in the city orchestra.",
+    "The museum's new exhibition shows ancient coins, jewellery and pottery found near the old harbour.",
+    "How many legs does a spider have?",
+    "Bread rises because yeast produces carbon dioxide.",
+    "The train to Berlin leaves from platform four.",
+    "Antibiotics do not work against viruses such as the common cold or the flu.",
+    "An iron tower by the lake.",
+    "Shakespeare was born in Stratford-upon-Avon in 1564.",
+    "Electric cars are cheaper to run but often more expensive to buy than petrol cars.",
+    "The garden needs watering twice a week in summer.",
+    "Honey never spoils if it is stored in a sealed container.",
+    "The committee will publish its final report next spring after consulting farmers, scientists and local councils.",
+    "Light travels faster than sound.",
+    "The old mine closed in 1987.",
+    "Which language has the most native speakers in the world?",
+];
 
 fn backends() -> Vec<Box<dyn Backend>> {
     let text = resolve_or_fetch(DEFAULT_TEXT_MODEL, &models_dir(), true).expect("text model");
@@ -65,6 +101,16 @@ fn bench(c: &mut Criterion) {
     for b in backends.iter_mut() {
         group.bench_function(BenchmarkId::from_parameter(b.name()), |bench| {
             bench.iter(|| b.embed(DEFAULT_EMBEDDING_MODEL, &sentence).unwrap())
+        });
+    }
+    group.finish();
+
+    let batch: Vec<String> = EMBED_BATCH.iter().map(|s| s.to_string()).collect();
+    let mut group = c.benchmark_group("embed-batch-32");
+    group.sample_size(10).throughput(Throughput::Elements(batch.len() as u64));
+    for b in backends.iter_mut() {
+        group.bench_function(BenchmarkId::from_parameter(b.name()), |bench| {
+            bench.iter(|| b.embed(DEFAULT_EMBEDDING_MODEL, &batch).unwrap())
         });
     }
     group.finish();

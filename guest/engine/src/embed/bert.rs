@@ -2,21 +2,23 @@
 //! mean pooling over the attention mask, then L2 normalisation (what sentence-transformers
 //! does for all-MiniLM-L6-v2).
 
-use candle_core::{DType, Device, Tensor, D};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
+use super::encoder::{Config, Encoder};
 use crate::error::{EngineError, Result};
 use crate::memory;
 use crate::types::ModelFile;
 
-/// Texts are run through the encoder this many at a time, which bounds activation memory.
+/// Texts are tokenized this many at a time.
 const BATCH: usize = 32;
+/// Sentences are packed into one encoder pass up to this many tokens (a longer sentence runs
+/// alone): enough to share each weight read among many tokens, few enough to bound
+/// activation memory (the feed-forward buffer is tokens x intermediate_size floats).
+const PASS_TOKENS: usize = 1024;
 
 pub struct BertEmbedder {
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
     pub hidden_size: usize,
     pub max_tokens: usize,
@@ -46,12 +48,7 @@ impl BertEmbedder {
         let tokenizer_file = find(&files, "tokenizer.json").ok_or_else(|| missing("tokenizer.json"))?;
         let config: Config = serde_json::from_slice(&config_file.bytes)
             .map_err(|e| EngineError::InvalidModel(format!("config.json: {e}")))?;
-        if config.hidden_size == 0 || config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
-            return Err(EngineError::InvalidModel(format!(
-                "config.json: hidden_size {} is not a multiple of num_attention_heads {}",
-                config.hidden_size, config.num_attention_heads
-            )));
-        }
+        let act = config.validate()?;
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_file.bytes)
             .map_err(|e| EngineError::InvalidModel(format!("tokenizer.json: {e}")))?;
         // sentence-transformers truncates at max_seq_length (256 for MiniLM), not at the
@@ -63,37 +60,24 @@ impl BertEmbedder {
             None => 256,
         }
         .min(config.max_position_embeddings);
-        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(config.pad_token_id as u32);
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id,
-            pad_token: "[PAD]".into(),
-            ..Default::default()
-        }));
+        // Each text runs at its own length: padding would only be computed and masked away.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| EngineError::InvalidModel(format!("tokenizer.json: truncation: {e}")))?;
         let vocab_size = tokenizer.get_vocab_size(true);
 
-        let mut files = files;
-        let index = files
-            .iter()
-            .position(|f| f.name.ends_with(".safetensors"))
-            .ok_or_else(|| missing("model.safetensors"))?;
-        let weights = files.swap_remove(index);
-        let (parameters, weight_bytes) = safetensors_size(&weights)?;
-        memory::ensure_available(weight_bytes, &format!("loading {}", weights.name))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights.bytes, DType::F32, &Device::Cpu)
-            .map_err(|e| EngineError::InvalidModel(format!("{}: {e}", weights.name)))?;
-        let model = BertModel::load(vb, &config)
-            .map_err(|e| EngineError::InvalidModel(format!("{}: {e}", weights.name)))?;
+        let weights = files.iter().find(|f| f.name.ends_with(".safetensors")).ok_or_else(|| missing("model.safetensors"))?;
+        let (parameters, f32_bytes) = safetensors_size(weights)?;
+        memory::ensure_available(f32_bytes, &format!("loading {}", weights.name))?;
+        let encoder = Encoder::load(&weights.name, &weights.bytes, &config, act)?;
         Ok(BertEmbedder {
-            model,
+            weight_bytes: encoder.bytes(),
+            encoder,
             tokenizer,
             hidden_size: config.hidden_size,
             max_tokens,
             vocab_size,
-            weight_bytes,
             parameters,
         })
     }
@@ -104,35 +88,49 @@ impl BertEmbedder {
         }
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
-            out.extend(self.embed_batch(batch)?);
+            let encodings = self
+                .tokenizer
+                .encode_batch(batch.to_vec(), true)
+                .map_err(|e| EngineError::InvalidInput(format!("tokenizing: {e}")))?;
+            let mut pass = 0;
+            while pass < encodings.len() {
+                let mut end = pass + 1;
+                let mut tokens = encodings[pass].len();
+                while end < encodings.len() && tokens + encodings[end].len() <= PASS_TOKENS {
+                    tokens += encodings[end].len();
+                    end += 1;
+                }
+                let ids: Vec<u32> = encodings[pass..end].iter().flat_map(|e| e.get_ids().iter().copied()).collect();
+                let lens: Vec<usize> = encodings[pass..end].iter().map(|e| e.len()).collect();
+                out.extend(self.pool(&ids, &lens)?);
+                pass = end;
+            }
         }
         Ok(out)
     }
 
-    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| EngineError::InvalidInput(format!("tokenizing: {e}")))?;
-        let n = encodings.len();
-        let len = encodings.first().map(|e| e.len()).unwrap_or(0);
-        let ids: Vec<u32> = encodings.iter().flat_map(|e| e.get_ids().to_vec()).collect();
-        let mask: Vec<u32> = encodings.iter().flat_map(|e| e.get_attention_mask().to_vec()).collect();
-        self.pool(ids, mask, n, len).map_err(|e| EngineError::compute("BERT forward", e))
-    }
-
-    fn pool(&self, ids: Vec<u32>, mask: Vec<u32>, n: usize, len: usize) -> candle_core::Result<Vec<Vec<f32>>> {
-        let device = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (n, len), &device)?;
-        let mask = Tensor::from_vec(mask, (n, len), &device)?;
-        let token_types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?; // (n, len, h)
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?; // (n, len, 1)
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (n, h)
-        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (n, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+    /// The mean of each text's token states, L2-normalised.
+    fn pool(&self, ids: &[u32], lens: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let h = self.hidden_size;
+        let hidden = self.encoder.forward(ids, lens)?;
+        let mut start = 0;
+        Ok(lens
+            .iter()
+            .map(|&len| {
+                let mut mean = vec![0f32; h];
+                for token in hidden[start * h..(start + len) * h].chunks_exact(h) {
+                    for (m, v) in mean.iter_mut().zip(token) {
+                        *m += v;
+                    }
+                }
+                start += len;
+                let inv = 1.0 / (len as f32).max(1e-9);
+                mean.iter_mut().for_each(|m| *m *= inv);
+                let norm = mean.iter().map(|m| m * m).sum::<f32>().sqrt().max(1e-12);
+                mean.iter_mut().for_each(|m| *m /= norm);
+                mean
+            })
+            .collect())
     }
 }
 
