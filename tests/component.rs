@@ -102,6 +102,22 @@ fn stats_report_weights_linear_memory_and_unloads() {
     assert!(after.allocated_bytes < loaded.allocated_bytes);
 }
 
+/// The load hands the file back as it builds the weights, so once SmolLM2 is loaded and has
+/// generated, what the allocator holds is (nearly) all the linear memory there is: nothing large
+/// stays hidden from memory-stats.
+#[test]
+fn after_a_load_and_a_generation_memory_stats_account_for_the_linear_memory() {
+    let mut rt = runtime();
+    let info = load_smollm2(&mut rt);
+    rt.chat(&chat_request(SMOLLM2, user("What is the capital of France?"), 16)).unwrap();
+    let stats = rt.memory_stats().unwrap();
+    let weights: u64 = stats.models.iter().map(|m| m.weight_bytes).sum();
+    let ratio = stats.allocated_bytes as f64 / stats.linear_memory_bytes as f64;
+    eprintln!("{}: linear {} B, allocated {} B (peak {}), weights {weights} B", info.id, stats.linear_memory_bytes, stats.allocated_bytes, stats.peak_allocated_bytes);
+    assert!(ratio >= 0.9, "allocated {} of {} linear bytes ({:.1}%)", stats.allocated_bytes, stats.linear_memory_bytes, ratio * 100.0);
+    assert!(weights as f64 >= 0.9 * stats.allocated_bytes as f64, "weights {weights} of {} allocated", stats.allocated_bytes);
+}
+
 fn load_bytes_err(rt: &mut LlmkgRuntime, kind: ModelKind, files: Vec<ModelFile>) -> (String, String) {
     let err = rt.load_model_bytes("bad", kind, &files, &auto()).unwrap_err();
     guest_error(&err)

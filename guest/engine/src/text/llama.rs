@@ -155,24 +155,60 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(m) => m.forward(x),
-            Linear::Q8(m) => own_kernel_forward(x, m.rows, m.cols, |xs, out| m.matmul(xs, out)),
-            Linear::Q4(m) => own_kernel_forward(x, m.rows, m.cols, |xs, out| m.matmul(xs, out)),
+            Linear::Q8(_) | Linear::Q4(_) => own_kernel_forward(x, std::slice::from_ref(self)),
+            // Own-kernel parts write straight into one output: candle ops cost more in the
+            // component than the products of these small matrices.
+            Linear::Parts(parts) if parts.iter().all(|p| p.own_kernel().is_some()) => own_kernel_forward(x, parts),
             Linear::Parts(parts) => Tensor::cat(&parts.iter().map(|p| p.forward(x)).collect::<candle_core::Result<Vec<_>>>()?, D::Minus1),
+        }
+    }
+
+    /// (rows, cols) of a matrix with an own kernel.
+    fn own_kernel(&self) -> Option<(usize, usize)> {
+        match self {
+            Linear::Q8(m) => Some((m.rows, m.cols)),
+            Linear::Q4(m) => Some((m.rows, m.cols)),
+            _ => None,
+        }
+    }
+
+    fn own_matmul(&self, xs: &[f32], out: &mut [f32]) {
+        match self {
+            Linear::Q8(m) => m.matmul(xs, out),
+            Linear::Q4(m) => m.matmul(xs, out),
+            _ => {}
         }
     }
 }
 
-/// `x` (.., cols) through a `rows x cols` matmul over plain f32 slices.
-fn own_kernel_forward(x: &Tensor, rows: usize, cols: usize, matmul: impl Fn(&[f32], &mut [f32])) -> candle_core::Result<Tensor> {
+/// `x` (.., cols) through own-kernel matrices side by side (their rows concatenated) over plain
+/// f32 slices.
+fn own_kernel_forward(x: &Tensor, parts: &[Linear]) -> candle_core::Result<Tensor> {
+    let dims: Vec<(usize, usize)> = parts.iter().filter_map(Linear::own_kernel).collect();
+    let cols = dims.first().map_or(0, |d| d.1);
+    let total: usize = dims.iter().map(|d| d.0).sum();
     let mut shape = x.dims().to_vec();
-    if shape.last() != Some(&cols) {
-        candle_core::bail!("input of shape {shape:?} for a {rows}x{cols} weight matrix");
+    if dims.len() != parts.len() || dims.iter().any(|d| d.1 != cols) || shape.last() != Some(&cols) {
+        candle_core::bail!("input of shape {shape:?} for weight matrices {dims:?}");
     }
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let mut out = vec![0f32; xs.len() / cols * rows];
-    matmul(&xs, &mut out);
+    let n = xs.len() / cols;
+    let mut out = vec![0f32; n * total];
+    if let [only] = parts {
+        only.own_matmul(&xs, &mut out);
+    } else {
+        let mut offset = 0;
+        for (part, &(rows, _)) in parts.iter().zip(&dims) {
+            let mut part_out = vec![0f32; n * rows];
+            part.own_matmul(&xs, &mut part_out);
+            for (dst, src) in out.chunks_exact_mut(total).zip(part_out.chunks_exact(rows)) {
+                dst[offset..offset + rows].copy_from_slice(src);
+            }
+            offset += rows;
+        }
+    }
     if let Some(last) = shape.last_mut() {
-        *last = rows;
+        *last = total;
     }
     Tensor::from_vec(out, shape, &Device::Cpu)
 }

@@ -34,7 +34,7 @@ pub const FAST_KERNELS: bool = cfg!(all(target_arch = "wasm32", target_feature =
 const PREFILL_CHUNK: usize = 512;
 
 /// Room for the tokenizer (vocabulary, merges) and load-time scratch beyond the weights.
-const LOAD_HEADROOM: u64 = 48 << 20;
+const LOAD_HEADROOM: u64 = 16 << 20;
 
 pub struct TextModel {
     pub llama: Llama,

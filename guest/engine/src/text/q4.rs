@@ -66,26 +66,6 @@ impl Q4Matrix {
         Ok(Q4Matrix { rows, cols, qs, scales, mins })
     }
 
-    /// Matrices with the same row length stacked into one (e.g. Q, K and V, so one pass and
-    /// one quantization of the input serve all of them); `None` unless every part but the last
-    /// has whole groups of four rows.
-    pub fn stack(parts: Vec<Q4Matrix>) -> Option<Q4Matrix> {
-        let cols = parts.first()?.cols;
-        let n = parts.len();
-        if parts.iter().any(|p| p.cols != cols) || parts[..n - 1].iter().any(|p| p.rows % 4 != 0) {
-            return None;
-        }
-        let (qs, scales) = (parts.iter().map(|p| p.qs.len()).sum(), parts.iter().map(|p| p.scales.len()).sum());
-        let mut all = Q4Matrix { rows: 0, cols, qs: Vec::with_capacity(qs), scales: Vec::with_capacity(scales), mins: Vec::with_capacity(scales) };
-        for p in parts {
-            all.rows += p.rows;
-            all.qs.extend_from_slice(&p.qs);
-            all.scales.extend_from_slice(&p.scales);
-            all.mins.extend_from_slice(&p.mins);
-        }
-        Some(all)
-    }
-
     /// Where block `b` of row `r` keeps its scale and minimum.
     fn interleaved(bpr: usize, r: usize, b: usize) -> usize {
         ((r / 4) * bpr + b) * 4 + r % 4

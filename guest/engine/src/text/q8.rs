@@ -55,20 +55,33 @@ impl Q8Matrix {
         Ok(Q8Matrix { rows, cols, qs, scales })
     }
 
-    /// Matrices with the same row length stacked into one.
-    pub fn stack(parts: Vec<Q8Matrix>) -> Option<Q8Matrix> {
-        let cols = parts.first()?.cols;
-        if parts.iter().any(|p| p.cols != cols) {
-            return None;
+    /// From the Q8_0 blocks at `start` in `file`, which is the end of the file's bytes: the
+    /// quants are moved to the front of the file's own buffer and it becomes the matrix, so
+    /// the first tensor of a file (the token embeddings, usually) is never held twice.
+    pub fn from_file_tail(mut file: Vec<u8>, start: usize, rows: usize, cols: usize) -> Result<Self> {
+        if cols % BLOCK != 0 {
+            return Err(EngineError::Internal(format!("Q8_0 rows of {cols} values")));
         }
-        let (qs, scales) = (parts.iter().map(|p| p.qs.len()).sum(), parts.iter().map(|p| p.scales.len()).sum());
-        let mut all = Q8Matrix { rows: 0, cols, qs: Vec::with_capacity(qs), scales: Vec::with_capacity(scales) };
-        for p in parts {
-            all.rows += p.rows;
-            all.qs.extend_from_slice(&p.qs);
-            all.scales.extend_from_slice(&p.scales);
+        let blocks = rows * cols / BLOCK;
+        if file.len().checked_sub(start) != Some(blocks * BLOCK_BYTES) {
+            return Err(EngineError::Internal(format!("Q8_0 data of {} bytes for {blocks} blocks", file.len().saturating_sub(start))));
         }
-        Some(all)
+        let mut scales = Vec::new();
+        scales.try_reserve_exact(blocks).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
+        for b in 0..blocks {
+            // Block b's quants land at b * 32, before where block b + 1 starts: nothing unread
+            // is overwritten.
+            let at = start + b * BLOCK_BYTES;
+            scales.push(f16::from_le_bytes([file[at], file[at + 1]]).to_f32());
+            file.copy_within(at + 2..at + BLOCK_BYTES, b * BLOCK);
+        }
+        file.truncate(blocks * BLOCK);
+        file.shrink_to_fit();
+        let mut file = std::mem::ManuallyDrop::new(file);
+        // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid
+        // for both; the buffer's ownership moves to the new Vec (the old one is not dropped).
+        let qs = unsafe { Vec::from_raw_parts(file.as_mut_ptr() as *mut i8, file.len(), file.capacity()) };
+        Ok(Q8Matrix { rows, cols, qs, scales })
     }
 
     pub fn bytes(&self) -> u64 {
@@ -242,6 +255,11 @@ mod tests {
         for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
             assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "output {i}: {a} vs {b}");
         }
+        // The same matrix made in place from a file's tail.
+        let mut file = vec![7u8; 100];
+        file.extend_from_slice(&q.data().unwrap());
+        let in_place = Q8Matrix::from_file_tail(file, 100, rows, cols).unwrap();
+        assert_eq!((in_place.qs.as_slice(), in_place.scales.as_slice()), (m.qs.as_slice(), m.scales.as_slice()));
         let deq: Vec<f32> = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let mut row = vec![0f32; cols];
         m.row(3, &mut row);

@@ -62,11 +62,24 @@ impl WeightLoader {
         let mut order: Vec<&TensorInfo> = tensors.iter().collect();
         order.sort_by_key(|t| std::cmp::Reverse(t.start));
         let mut converted = HashMap::with_capacity(tensors.len());
-        for info in order {
-            let raw = bytes.get(info.start..info.start + info.len).ok_or_else(|| {
-                EngineError::InvalidModel(format!("{file_name}: tensor {} lies outside the file", info.name))
-            })?;
-            let tensor = self.convert(file_name, info, raw)?;
+        let last = order.len().saturating_sub(1);
+        for (i, info) in order.into_iter().enumerate() {
+            if info.start.checked_add(info.len).is_none_or(|end| end > bytes.len()) {
+                return Err(EngineError::InvalidModel(format!("{file_name}: tensor {} lies outside the file", info.name)));
+            }
+            // The first tensor of the file, in Q8_0 for the own kernel, takes over the file's
+            // buffer instead of being copied out of it.
+            let shape = info.shape();
+            if i == last && FAST_KERNELS && shape.len() == 2 && info.dtype == GgmlDType::Q8_0 && self.target(info.dtype, &info.dims).is_none() {
+                bytes.truncate(info.start + info.len);
+                *self.source_by_type.entry(dtype_name(info.dtype)).or_default() += info.len as u64;
+                self.parameters += info.elements() as u64;
+                let weight = Weight::Q8(Q8Matrix::from_file_tail(bytes, info.start, shape[0], shape[1])?);
+                *self.held_by_type.entry(weight.type_name()).or_default() += weight.bytes();
+                converted.insert(info.name.clone(), weight);
+                break;
+            }
+            let tensor = self.convert(file_name, info, &bytes[info.start..info.start + info.len])?;
             converted.insert(info.name.clone(), tensor);
             bytes.truncate(info.start);
             bytes.shrink_to_fit();
@@ -188,20 +201,11 @@ impl ConvertedWeights {
                 self.file_name, names[i], cols[i], names[0], cols[0]
             )));
         }
-        let unstackable = || EngineError::Internal("stacking matrices of equal row length failed".into());
         match &parts[..] {
-            [Weight::Q4(_), ..] if parts.iter().all(|p| matches!(p, Weight::Q4(_))) => {
-                let matrices: Vec<Q4Matrix> = parts.into_iter().filter_map(|p| if let Weight::Q4(m) = p { Some(m) } else { None }).collect();
-                // Rows concatenate in whole groups of four; otherwise the parts stay apart.
-                if matrices[..matrices.len() - 1].iter().any(|m| m.rows % 4 != 0) {
-                    return Ok(Err(matrices.into_iter().map(Weight::Q4).collect()));
-                }
-                Ok(Ok(Weight::Q4(Q4Matrix::stack(matrices).ok_or_else(unstackable)?)))
-            }
-            [Weight::Q8(_), ..] if parts.iter().all(|p| matches!(p, Weight::Q8(_))) => {
-                let matrices: Vec<Q8Matrix> = parts.into_iter().filter_map(|p| if let Weight::Q8(m) = p { Some(m) } else { None }).collect();
-                Ok(Ok(Weight::Q8(Q8Matrix::stack(matrices).ok_or_else(unstackable)?)))
-            }
+            // The own layouts stay apart: stacking them would copy every matrix into a new
+            // allocation that the holes left by the file cannot hold, growing linear memory by
+            // a fifth; separate passes cost next to nothing (one more input quantization).
+            [Weight::Q4(_) | Weight::Q8(_), ..] => Ok(Err(parts)),
             [Weight::Tensor(first), ..] if parts.iter().all(|p| matches!(p, Weight::Tensor(t) if t.dtype() == first.dtype())) => {
                 let dtype = first.dtype();
                 let mut rows = 0;
