@@ -21,6 +21,7 @@ export const METHODS = {
   embed:             ['inference', 'embed'],
   tokenize:          ['inference', 'tokenize'],
   detokenize:        ['inference', 'detokenize'],
+  score:             ['inference', 'score'],
   memoryStats:       ['introspect', 'memoryStats'],
   buildInfo:         ['introspect', 'buildInfo'],
   query:             ['knowledge', 'query'],

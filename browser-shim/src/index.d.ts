@@ -32,6 +32,20 @@ export const DEFAULT_SYSTEM: 'You are a helpful assistant.';
 export const DEFAULT_MAX_TOKENS: 256;
 
 export type ModelKind = 'text-generation' | 'embedding';
+export interface TokenScore {
+  token: number;
+  /** Natural log of the probability the model gave this token after the ones before it. */
+  logprob: number;
+  /** The token the model found most likely at this position. */
+  topToken: number;
+}
+
+export interface ScoreReport {
+  /** Every token after the first. */
+  tokens: TokenScore[];
+  perplexity: number;
+}
+
 export type WeightConversion = 'auto' | 'keep' | 'q8' | 'q4' | 'f16' | 'dequantize';
 export type FinishReason = 'end-of-text' | 'stop-string' | 'length' | 'context-full';
 
@@ -194,6 +208,8 @@ export class Engine extends EventTarget {
   embed(texts: string | string[], opts?: { model?: string; signal?: AbortSignal }): Promise<Float32Array[]>;
   tokenize(text: string, opts?: { model?: string; addSpecialTokens?: boolean }): Promise<Uint32Array>;
   detokenize(tokens: ArrayLike<number>, opts?: { model?: string }): Promise<string>;
+  /** Teacher-forced scoring: how likely the model finds `text`, token by token. */
+  score(text: string, opts?: { model?: string }): Promise<ScoreReport>;
 
   memoryStats(): Promise<MemoryStats>;
   buildInfo(): Promise<BuildInfo>;

@@ -119,6 +119,11 @@ export class Engine extends EventTarget {
     return this.#callWith('detokenize', () => [model ?? this.#defaultModel('text-generation'), Uint32Array.from(tokens)]);
   }
 
+  /** Teacher-forced scoring: per-token log-probabilities and the perplexity of `text`. */
+  score(text, { model } = {}) {
+    return this.#callWith('score', () => [model ?? this.#defaultModel('text-generation'), text]);
+  }
+
   /** Memory the component holds; byte counts are numbers (all are far below 2^53). */
   async memoryStats() {
     const s = await this.#call('memoryStats', []);

@@ -84,6 +84,14 @@ describe('in-process engine (the default in Node)', () => {
     assert.equal(whole.completionTokens, 8);
   });
 
+  test('score gives log-probabilities and a perplexity that prefers sense to scrambled words', async () => {
+    const sense = await engine.score('The capital of France is Paris, a city on the river Seine.');
+    const noise = await engine.score('Seine river the Paris on France city capital is a of the.');
+    assert.equal(sense.tokens.length > 8, true);
+    assert.ok(sense.tokens.every((t) => t.logprob <= 0 && Number.isInteger(t.topToken)));
+    assert.ok(sense.perplexity < noise.perplexity, `${sense.perplexity} vs ${noise.perplexity}`);
+  });
+
   test('leaving a stream early stops it and keeps the models', async () => {
     let n = 0;
     for await (const _ of engine.stream({ prompt: 'Once upon a time', maxTokens: 200 })) if (++n === 3) break;

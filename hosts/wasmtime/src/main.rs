@@ -33,6 +33,8 @@ enum Command {
     Chat(cli::generate::ChatArgs),
     /// Sentence embeddings for one or more texts, with their cosine similarities.
     Embed(cli::embed::EmbedArgs),
+    /// Perplexity and per-token log-probabilities of a text (teacher-forced).
+    Score(cli::score::ScoreArgs),
     /// Load models and report the component's memory use and build.
     Stats(cli::stats::StatsArgs),
     /// List the models in the model cache directory.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => cli::generate::run_generate(&global, args),
         Command::Chat(args) => cli::generate::run_chat(&global, args),
         Command::Embed(args) => cli::embed::run(&global, args),
+        Command::Score(args) => cli::score::run(&global, args),
         Command::Stats(args) => cli::stats::run(&global, args),
         Command::Models(args) => cli::models::run(&global, args),
         Command::Bench(args) => cli::bench::run(&global, args),

@@ -5,6 +5,7 @@ pub mod embed;
 pub mod generate;
 pub mod kg;
 pub mod models;
+pub mod score;
 pub mod stats;
 
 use std::io::IsTerminal;
