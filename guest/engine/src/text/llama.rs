@@ -67,7 +67,7 @@ impl LlamaConfig {
         }
         let head_dim = embedding_length / n_head;
         let rope_dim = gguf.get(&key("rope.dimension_count")).and_then(|v| v.as_u64()).map(|v| v as usize).unwrap_or(head_dim);
-        if rope_dim == 0 || rope_dim > head_dim || rope_dim % 2 != 0 {
+        if rope_dim == 0 || rope_dim > head_dim || !rope_dim.is_multiple_of(2) {
             return Err(field_err(&format!("{arch}.rope.dimension_count {rope_dim} does not fit head size {head_dim}")));
         }
         let rms_eps = gguf.get(&key("attention.layer_norm_rms_epsilon")).and_then(|v| v.as_f64()).unwrap_or(1e-5);
@@ -213,6 +213,9 @@ fn own_kernel_forward(x: &Tensor, parts: &[Linear]) -> candle_core::Result<Tenso
     Tensor::from_vec(out, shape, &Device::Cpu)
 }
 
+/// Dequantizes one row of a matrix into a slice.
+type RowLookup<'a> = &'a dyn Fn(usize, &mut [f32]);
+
 /// Token embeddings: rows of the embedding matrix, looked up without dequantizing the table.
 enum Embeddings {
     Q8(Arc<Q8Matrix>),
@@ -222,7 +225,7 @@ enum Embeddings {
 
 impl Embeddings {
     fn lookup(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
-        let (rows, cols, row): (usize, usize, &dyn Fn(usize, &mut [f32])) = match self {
+        let (rows, cols, row): (usize, usize, RowLookup) = match self {
             Embeddings::Candle(t) => return t.embedding(&Tensor::new(ids, &Device::Cpu)?),
             Embeddings::Q8(m) => (m.rows, m.cols, &|i, out| m.row(i, out)),
             Embeddings::Q4(m) => (m.rows, m.cols, &|i, out| m.row(i, out)),

@@ -45,7 +45,7 @@ impl Q4Matrix {
 
     /// From Q4_1 blocks as a GGUF file holds them.
     pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        if cols % BLOCK != 0 {
+        if !cols.is_multiple_of(BLOCK) {
             return Err(EngineError::Internal(format!("Q4_1 rows of {cols} values")));
         }
         let bpr = cols / BLOCK;
@@ -275,43 +275,24 @@ use kernel::{dot4, dot4_unpacked, unpack};
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Module, Tensor};
+    use crate::text::q8::check::*;
 
     #[test]
     fn matmul_matches_the_dequantized_product() {
-        let (rows, cols, n) = (7, 96, 3);
-        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0).collect();
-        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
-        let q = QTensor::quantize(&Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap(), GgmlDType::Q4_1).unwrap();
+        let (q, x) = inputs(GgmlDType::Q4_1);
         let m = Q4Matrix::from_qtensor(&q).unwrap();
-        let mut out = vec![0f32; n * rows];
+        let mut out = vec![0f32; INPUTS * ROWS];
         m.matmul(&x, &mut out);
-        // One input at a time takes the packed path: the same numbers.
-        for (i, input) in x.chunks_exact(cols).enumerate() {
-            let mut one = vec![0f32; rows];
+        // One input at a time takes the packed path (several take the unpacked one): the same.
+        for (i, input) in x.chunks_exact(COLS).enumerate() {
+            let mut one = vec![0f32; ROWS];
             m.matmul(input, &mut one);
-            for (r, (a, b)) in one.iter().zip(&out[i * rows..(i + 1) * rows]).enumerate() {
+            for (r, (a, b)) in one.iter().zip(&out[i * ROWS..(i + 1) * ROWS]).enumerate() {
                 assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "input {i} row {r}: {a} vs {b}");
             }
         }
-        // Exactly the dequantized weights times the rounded activations: the kernel may
-        // only differ in summation order.
-        let (xq, xd) = quantize(&x);
-        let x_rounded: Vec<f32> = xq.iter().enumerate().map(|(i, &q)| q as f32 * xd[i / BLOCK]).collect();
-        let deq = q.dequantize(&Device::Cpu).unwrap();
-        let expected: Vec<f32> = candle_core::quantized::QMatMul::Tensor(deq.clone())
-            .forward(&Tensor::from_vec(x_rounded, (n, cols), &Device::Cpu).unwrap())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
-            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "output {i}: {a} vs {b}");
-        }
-        let deq: Vec<f32> = deq.flatten_all().unwrap().to_vec1().unwrap();
-        let mut row = vec![0f32; cols];
+        let mut row = vec![0f32; COLS];
         m.row(3, &mut row);
-        assert_eq!(row, deq[3 * cols..4 * cols]);
+        assert_exact(&q, &x, &out, &row);
     }
 }

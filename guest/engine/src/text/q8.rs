@@ -35,7 +35,7 @@ impl Q8Matrix {
 
     /// From Q8_0 blocks as a GGUF file holds them.
     pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        if cols % BLOCK != 0 {
+        if !cols.is_multiple_of(BLOCK) {
             return Err(EngineError::Internal(format!("Q8_0 rows of {cols} values")));
         }
         let blocks = rows * cols / BLOCK;
@@ -59,7 +59,7 @@ impl Q8Matrix {
     /// quants are moved to the front of the file's own buffer and it becomes the matrix, so
     /// the first tensor of a file (the token embeddings, usually) is never held twice.
     pub fn from_file_tail(mut file: Vec<u8>, start: usize, rows: usize, cols: usize) -> Result<Self> {
-        if cols % BLOCK != 0 {
+        if !cols.is_multiple_of(BLOCK) {
             return Err(EngineError::Internal(format!("Q8_0 rows of {cols} values")));
         }
         let blocks = rows * cols / BLOCK;
@@ -226,27 +226,32 @@ mod kernel {
 
 use kernel::{dot1, dot4};
 
+/// What the own kernels' tests share: inputs, and the product a kernel must reproduce (up to
+/// summation order): the dequantized weights times the rounded activations.
 #[cfg(test)]
-mod tests {
+pub(crate) mod check {
     use super::*;
-    use candle_core::{Device, Tensor};
+    use candle_core::{Device, Module, Tensor};
 
-    #[test]
-    fn matmul_matches_the_dequantized_product() {
-        use candle_core::Module;
-        let (rows, cols, n) = (7, 96, 3);
-        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0).collect();
-        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
-        let q = QTensor::quantize(&Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap();
-        let m = Q8Matrix::from_qtensor(&q).unwrap();
-        let mut out = vec![0f32; n * rows];
-        m.matmul(&x, &mut out);
-        // Exactly the dequantized weights times the rounded activations: the kernel may only
-        // differ in summation order.
-        let (xq, xd) = quantize(&x);
+    pub const ROWS: usize = 7;
+    pub const COLS: usize = 96;
+    pub const INPUTS: usize = 3;
+
+    /// Test weights quantized to `dtype`, and `INPUTS` input vectors.
+    pub fn inputs(dtype: GgmlDType) -> (QTensor, Vec<f32>) {
+        let w: Vec<f32> = (0..ROWS * COLS).map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0).collect();
+        let x: Vec<f32> = (0..INPUTS * COLS).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
+        (QTensor::quantize(&Tensor::from_vec(w, (ROWS, COLS), &Device::Cpu).unwrap(), dtype).unwrap(), x)
+    }
+
+    /// `out` (the kernel's product of `q` and `x`) and `row3` (its dequantized row 3) against
+    /// the exact values.
+    pub fn assert_exact(q: &QTensor, x: &[f32], out: &[f32], row3: &[f32]) {
+        let (xq, xd) = quantize(x);
         let x_rounded: Vec<f32> = xq.iter().enumerate().map(|(i, &v)| v as f32 * xd[i / BLOCK]).collect();
-        let expected: Vec<f32> = candle_core::quantized::QMatMul::Tensor(q.dequantize(&Device::Cpu).unwrap())
-            .forward(&Tensor::from_vec(x_rounded, (n, cols), &Device::Cpu).unwrap())
+        let deq = q.dequantize(&Device::Cpu).unwrap();
+        let expected: Vec<f32> = candle_core::quantized::QMatMul::Tensor(deq.clone())
+            .forward(&Tensor::from_vec(x_rounded, (INPUTS, COLS), &Device::Cpu).unwrap())
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -255,14 +260,29 @@ mod tests {
         for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
             assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "output {i}: {a} vs {b}");
         }
+        let deq: Vec<f32> = deq.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(row3, &deq[3 * COLS..4 * COLS]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check::*;
+    use super::*;
+
+    #[test]
+    fn matmul_matches_the_dequantized_product() {
+        let (q, x) = inputs(GgmlDType::Q8_0);
+        let m = Q8Matrix::from_qtensor(&q).unwrap();
+        let mut out = vec![0f32; INPUTS * ROWS];
+        m.matmul(&x, &mut out);
+        let mut row = vec![0f32; COLS];
+        m.row(3, &mut row);
+        assert_exact(&q, &x, &out, &row);
         // The same matrix made in place from a file's tail.
         let mut file = vec![7u8; 100];
         file.extend_from_slice(&q.data().unwrap());
-        let in_place = Q8Matrix::from_file_tail(file, 100, rows, cols).unwrap();
+        let in_place = Q8Matrix::from_file_tail(file, 100, ROWS, COLS).unwrap();
         assert_eq!((in_place.qs.as_slice(), in_place.scales.as_slice()), (m.qs.as_slice(), m.scales.as_slice()));
-        let deq: Vec<f32> = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let mut row = vec![0f32; cols];
-        m.row(3, &mut row);
-        assert_eq!(row, deq[3 * cols..4 * cols]);
     }
 }

@@ -51,7 +51,7 @@ impl WeightLoader {
             WeightConversion::F16 => Some(GgmlDType::F16),
             WeightConversion::Dequantize => Some(GgmlDType::F32),
         };
-        wanted.filter(|&t| t != dtype && dims[0] % t.block_size() == 0)
+        wanted.filter(|&t| t != dtype && dims[0].is_multiple_of(t.block_size()))
     }
 
     /// Every tensor of the file converted as the options ask, taking the file's bytes: tensors
@@ -227,7 +227,7 @@ impl ConvertedWeights {
 /// Wraps raw GGUF bytes as a QTensor. candle reads the bytes as blocks through a pointer cast,
 /// so misaligned input is first copied to an aligned buffer.
 fn raw_qtensor(raw: &[u8], dtype: GgmlDType, shape: Vec<usize>) -> candle_core::Result<QTensor> {
-    if (raw.as_ptr() as usize) % 8 == 0 {
+    if (raw.as_ptr() as usize).is_multiple_of(8) {
         return qtensor_from_ggml(dtype, raw, shape, &Device::Cpu);
     }
     let mut aligned = vec![0u64; raw.len().div_ceil(8)];
