@@ -14,7 +14,7 @@ use candle_nn::kv_cache::KvCache;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::text::q4::Q4Matrix;
-use crate::text::q8::Q8Matrix;
+use crate::text::q8::{Q8Matrix, QuantizedInput};
 use crate::text::weights::{ConvertedWeights, Weight, WeightLoader};
 
 /// Longest context a model may declare (Llama 3.1's 128k); the RoPE tables are built for it.
@@ -172,10 +172,10 @@ impl Linear {
         }
     }
 
-    fn own_matmul(&self, xs: &[f32], out: &mut [f32]) {
+    fn own_matmul(&self, x: &QuantizedInput, out: &mut [f32]) {
         match self {
-            Linear::Q8(m) => m.matmul(xs, out),
-            Linear::Q4(m) => m.matmul(xs, out),
+            Linear::Q8(m) => m.matmul_quantized(x, out),
+            Linear::Q4(m) => m.matmul_quantized(x, out),
             _ => {}
         }
     }
@@ -193,6 +193,8 @@ fn own_kernel_forward(x: &Tensor, parts: &[Linear]) -> candle_core::Result<Tenso
     }
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
     let n = xs.len() / cols;
+    // Quantized once for all the parts.
+    let xs = QuantizedInput::new(&xs);
     let mut out = vec![0f32; n * total];
     if let [only] = parts {
         only.own_matmul(&xs, &mut out);

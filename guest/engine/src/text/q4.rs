@@ -15,7 +15,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
 use crate::error::{EngineError, Result};
-use crate::text::q8::quantize;
+use crate::text::q8::QuantizedInput;
 
 const BLOCK: usize = 32;
 const BLOCK_BYTES: usize = 20;
@@ -93,11 +93,14 @@ impl Q4Matrix {
     /// `out[i][r] = dot(row r, x[i])` for `x` holding whole input vectors of `cols` values;
     /// each group of four weight rows is read once for every input vector.
     pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
+        self.matmul_quantized(&QuantizedInput::new(x), out)
+    }
+
+    /// As [`Q4Matrix::matmul`], for inputs already quantized.
+    pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32]) {
         let (cols, bpr) = (self.cols, self.cols / BLOCK);
-        let n = x.len() / cols;
-        let (xq, xd) = quantize(x);
-        // Per block: dx * sum(qx), which the weights' minimums multiply.
-        let xsum: Vec<f32> = xq.chunks_exact(BLOCK).zip(&xd).map(|(q, d)| q.iter().map(|&v| v as i32).sum::<i32>() as f32 * d).collect();
+        let n = x.q.len() / cols;
+        let (xq, xd, xsum) = (&x.q, &x.d, &x.sums);
         let packed_cols = cols / 2;
         // Several inputs (a prompt): each group of rows is unpacked to int16 once and then
         // serves every input with no per-input nibble work.
