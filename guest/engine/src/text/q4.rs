@@ -113,9 +113,19 @@ impl Q4Matrix {
                 unpack(w, &mut unpacked);
             }
             let live = (self.rows - r).min(4);
-            for i in 0..n {
-                let (xq, xd, xs) = (&xq[i * cols..(i + 1) * cols], &xd[i * bpr..(i + 1) * bpr], &xsum[i * bpr..(i + 1) * bpr]);
-                let dots = if n > 1 { dot4_unpacked(&unpacked, cols, d, m, xq, xd, xs) } else { dot4(w, cols, d, m, xq, xd, xs) };
+            let input = |i: usize| (&xq[i * cols..(i + 1) * cols], &xd[i * bpr..(i + 1) * bpr], &xsum[i * bpr..(i + 1) * bpr]);
+            let mut i = 0;
+            // Two inputs per pass over the unpacked rows, then the odd one out.
+            while n > 1 && i + 2 <= n {
+                let dots = dot4_unpacked2(&unpacked, cols, d, m, [input(i), input(i + 1)]);
+                for (k, dots) in dots.iter().enumerate() {
+                    out[(i + k) * self.rows + r..(i + k) * self.rows + r + live].copy_from_slice(&dots[..live]);
+                }
+                i += 2;
+            }
+            if i < n {
+                let (x, xd, xs) = input(i);
+                let dots = if n > 1 { dot4_unpacked(&unpacked, cols, d, m, x, xd, xs) } else { dot4(w, cols, d, m, x, xd, xs) };
                 out[i * self.rows + r..i * self.rows + r + live].copy_from_slice(&dots[..live]);
             }
         }
@@ -239,6 +249,33 @@ mod kernel {
         }
         lanes(acc)
     }
+
+    /// [`dot4_unpacked`] for two inputs at once: each weight vector is loaded once for both.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dot4_unpacked2(w: &[i16], cols: usize, d: &[f32], m: &[f32], x: [(&[i16], &[f32], &[f32]); 2]) -> [[f32; 4]; 2] {
+        let bpr = cols / BLOCK;
+        let [(x0, xd0, xs0), (x1, xd1, xs1)] = x;
+        assert!(w.len() >= 4 * cols && d.len() >= 4 * bpr && m.len() >= 4 * bpr);
+        assert!(x0.len() >= cols && xd0.len() >= bpr && xs0.len() >= bpr && x1.len() >= cols && xd1.len() >= bpr && xs1.len() >= bpr);
+        let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        let w0 = w.as_ptr();
+        // SAFETY: the four rows lie within w (asserted above).
+        let (w1, w2, w3) = unsafe { (w0.add(cols), w0.add(2 * cols), w0.add(3 * cols)) };
+        for b in 0..bpr {
+            let o = b * BLOCK;
+            // SAFETY: bounds asserted above; every row has bpr blocks.
+            unsafe {
+                let (p0, p1) = (x0.as_ptr().add(o), x1.as_ptr().add(o));
+                let (r0, r1, r2, r3) = (w0.add(o), w1.add(o), w2.add(o), w3.add(o));
+                let sums0 = transpose_sum(block_dot_unpacked(r0, p0), block_dot_unpacked(r1, p0), block_dot_unpacked(r2, p0), block_dot_unpacked(r3, p0));
+                let sums1 = transpose_sum(block_dot_unpacked(r0, p1), block_dot_unpacked(r1, p1), block_dot_unpacked(r2, p1), block_dot_unpacked(r3, p1));
+                let (db, mb) = (d.as_ptr().add(4 * b), m.as_ptr().add(4 * b));
+                accumulate(&mut acc0, sums0, db, mb, *xd0.get_unchecked(b), *xs0.get_unchecked(b));
+                accumulate(&mut acc1, sums1, db, mb, *xd1.get_unchecked(b), *xs1.get_unchecked(b));
+            }
+        }
+        [lanes(acc0), lanes(acc1)]
+    }
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
@@ -260,6 +297,10 @@ mod kernel {
         dot4_unpacked(&unpacked, cols, d, m, x, xd, xs)
     }
 
+    pub fn dot4_unpacked2(w: &[i16], cols: usize, d: &[f32], m: &[f32], x: [(&[i16], &[f32], &[f32]); 2]) -> [[f32; 4]; 2] {
+        x.map(|(x, xd, xs)| dot4_unpacked(w, cols, d, m, x, xd, xs))
+    }
+
     pub fn dot4_unpacked(w: &[i16], cols: usize, d: &[f32], m: &[f32], x: &[i16], xd: &[f32], xs: &[f32]) -> [f32; 4] {
         let mut out = [0f32; 4];
         for (r, o) in out.iter_mut().enumerate() {
@@ -273,7 +314,7 @@ mod kernel {
     }
 }
 
-use kernel::{dot4, dot4_unpacked, unpack};
+use kernel::{dot4, dot4_unpacked, dot4_unpacked2, unpack};
 
 #[cfg(test)]
 mod tests {
