@@ -251,7 +251,6 @@ mod kernel {
     }
 
     /// [`dot4_unpacked`] for two inputs at once: each weight vector is loaded once for both.
-    #[allow(clippy::too_many_arguments)]
     pub fn dot4_unpacked2(w: &[i16], cols: usize, d: &[f32], m: &[f32], x: [(&[i16], &[f32], &[f32]); 2]) -> [[f32; 4]; 2] {
         let bpr = cols / BLOCK;
         let [(x0, xd0, xs0), (x1, xd1, xs1)] = x;
