@@ -85,7 +85,9 @@ impl Engine {
                     kind,
                     architecture: "bert".into(),
                     parameters: bert.parameters,
-                    quantization: "F32".into(),
+                    // Encoder matrices are held as 10-bit integers per row in int16 (embeddings
+                    // and norms stay f32); the file is f32.
+                    quantization: "I16".into(),
                     source_quantization: "F32".into(),
                     weight_bytes: bert.weight_bytes,
                     context_length: bert.max_tokens as u32,
