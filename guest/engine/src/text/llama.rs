@@ -172,10 +172,10 @@ impl Linear {
         }
     }
 
-    fn own_matmul(&self, x: &QuantizedInput, out: &mut [f32]) {
+    fn own_matmul(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
         match self {
-            Linear::Q8(m) => m.matmul_quantized(x, out),
-            Linear::Q4(m) => m.matmul_quantized(x, out),
+            Linear::Q8(m) => m.matmul_quantized(x, out, stride),
+            Linear::Q4(m) => m.matmul_quantized(x, out, stride),
             _ => {}
         }
     }
@@ -196,18 +196,10 @@ fn own_kernel_forward(x: &Tensor, parts: &[Linear]) -> candle_core::Result<Tenso
     // Quantized once for all the parts.
     let xs = QuantizedInput::new(&xs);
     let mut out = vec![0f32; n * total];
-    if let [only] = parts {
-        only.own_matmul(&xs, &mut out);
-    } else {
-        let mut offset = 0;
-        for (part, &(rows, _)) in parts.iter().zip(&dims) {
-            let mut part_out = vec![0f32; n * rows];
-            part.own_matmul(&xs, &mut part_out);
-            for (dst, src) in out.chunks_exact_mut(total).zip(part_out.chunks_exact(rows)) {
-                dst[offset..offset + rows].copy_from_slice(src);
-            }
-            offset += rows;
-        }
+    let mut offset = 0;
+    for (part, &(rows, _)) in parts.iter().zip(&dims) {
+        part.own_matmul(&xs, &mut out[offset..], total);
+        offset += rows;
     }
     if let Some(last) = shape.last_mut() {
         *last = total;

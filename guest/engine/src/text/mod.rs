@@ -12,8 +12,6 @@ pub mod weights;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use candle_core::quantized::GgmlDType;
-
 use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, Value};
 use crate::memory;
@@ -125,12 +123,10 @@ fn estimate_extra_bytes(gguf: &GgufFile, loader: &WeightLoader) -> u64 {
     let mut scratch = 0u64;
     for t in &gguf.tensors {
         let elements = t.elements() as u64;
-        let target = loader.target(t.dtype, &t.dims);
-        let own_layout = FAST_KERNELS && target.is_none() && t.dims.len() == 2 && matches!(t.dtype, GgmlDType::Q4_1 | GgmlDType::Q8_0);
-        if own_layout {
+        if loader.own_layout(t).is_some() {
             continue;
         }
-        let (bytes, f32_copy) = match target {
+        let (bytes, f32_copy) = match loader.target(t.dtype, &t.dims) {
             Some(target) => (elements / target.block_size() as u64 * target.type_size() as u64, elements * 4),
             None => (t.len as u64, 0),
         };

@@ -93,11 +93,12 @@ impl Q4Matrix {
     /// `out[i][r] = dot(row r, x[i])` for `x` holding whole input vectors of `cols` values;
     /// each group of four weight rows is read once for every input vector.
     pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
-        self.matmul_quantized(&QuantizedInput::new(x), out)
+        self.matmul_quantized(&QuantizedInput::new(x), out, self.rows)
     }
 
-    /// As [`Q4Matrix::matmul`], for inputs already quantized.
-    pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32]) {
+    /// As [`Q4Matrix::matmul`], for inputs already quantized, with input i's outputs at
+    /// `out[i * stride..]` (so matrices side by side can fill one output).
+    pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
         let (cols, bpr) = (self.cols, self.cols / BLOCK);
         let n = x.q.len() / cols;
         let (xq, xd, xsum) = (&x.q, &x.d, &x.sums);
@@ -119,14 +120,14 @@ impl Q4Matrix {
             while n > 1 && i + 2 <= n {
                 let dots = dot4_unpacked2(&unpacked, cols, d, m, [input(i), input(i + 1)]);
                 for (k, dots) in dots.iter().enumerate() {
-                    out[(i + k) * self.rows + r..(i + k) * self.rows + r + live].copy_from_slice(&dots[..live]);
+                    out[(i + k) * stride + r..(i + k) * stride + r + live].copy_from_slice(&dots[..live]);
                 }
                 i += 2;
             }
             if i < n {
                 let (x, xd, xs) = input(i);
                 let dots = if n > 1 { dot4_unpacked(&unpacked, cols, d, m, x, xd, xs) } else { dot4(w, cols, d, m, x, xd, xs) };
-                out[i * self.rows + r..i * self.rows + r + live].copy_from_slice(&dots[..live]);
+                out[i * stride + r..i * stride + r + live].copy_from_slice(&dots[..live]);
             }
         }
     }
@@ -337,5 +338,11 @@ mod tests {
         let mut row = vec![0f32; COLS];
         m.row(3, &mut row);
         assert_exact(&q, &x, &out, &row);
+        // Written side by side with another matrix (stride wider than its rows): the same.
+        let mut wide = [0f32; INPUTS * (ROWS + 5)];
+        m.matmul_quantized(&QuantizedInput::new(&x), &mut wide[5..], ROWS + 5);
+        for i in 0..INPUTS {
+            assert_eq!(wide[i * (ROWS + 5) + 5..(i + 1) * (ROWS + 5)], out[i * ROWS..(i + 1) * ROWS]);
+        }
     }
 }

@@ -104,11 +104,12 @@ impl Q8Matrix {
     /// Each group of four weight rows is read once and used for every input vector, so a
     /// prompt's tokens share one pass over the weights.
     pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
-        self.matmul_quantized(&QuantizedInput::new(x), out)
+        self.matmul_quantized(&QuantizedInput::new(x), out, self.rows)
     }
 
-    /// As [`Q8Matrix::matmul`], for inputs already quantized.
-    pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32]) {
+    /// As [`Q8Matrix::matmul`], for inputs already quantized, with input i's outputs at
+    /// `out[i * stride..]` (so matrices side by side can fill one output).
+    pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
         let (cols, bpr) = (self.cols, self.cols / BLOCK);
         let n = x.q.len() / cols;
         let (xq, xd) = (&x.q, &x.d);
@@ -117,14 +118,14 @@ impl Q8Matrix {
             let (w, ws) = (&self.qs[r * cols..(r + 4) * cols], &self.scales[r * bpr..(r + 4) * bpr]);
             for i in 0..n {
                 let d = dot4(w, ws, cols, &xq[i * cols..(i + 1) * cols], &xd[i * bpr..(i + 1) * bpr]);
-                out[i * self.rows + r..i * self.rows + r + 4].copy_from_slice(&d);
+                out[i * stride + r..i * stride + r + 4].copy_from_slice(&d);
             }
             r += 4;
         }
         for r in r..self.rows {
             let (w, ws) = (&self.qs[r * cols..(r + 1) * cols], &self.scales[r * bpr..(r + 1) * bpr]);
             for i in 0..n {
-                out[i * self.rows + r] = dot1(w, ws, &xq[i * cols..(i + 1) * cols], &xd[i * bpr..(i + 1) * bpr]);
+                out[i * stride + r] = dot1(w, ws, &xq[i * cols..(i + 1) * cols], &xd[i * bpr..(i + 1) * bpr]);
             }
         }
     }

@@ -69,13 +69,10 @@ impl WeightLoader {
             }
             // The first tensor of the file, in Q8_0 for the own kernel, takes over the file's
             // buffer instead of being copied out of it.
-            let shape = info.shape();
-            if i == last && FAST_KERNELS && shape.len() == 2 && info.dtype == GgmlDType::Q8_0 && self.target(info.dtype, &info.dims).is_none() {
+            if let (true, Some((rows, cols)), GgmlDType::Q8_0) = (i == last, self.own_layout(info), info.dtype) {
                 bytes.truncate(info.start + info.len);
-                *self.source_by_type.entry(dtype_name(info.dtype)).or_default() += info.len as u64;
-                self.parameters += info.elements() as u64;
-                let weight = Weight::Q8(Q8Matrix::from_file_tail(bytes, info.start, shape[0], shape[1])?);
-                *self.held_by_type.entry(weight.type_name()).or_default() += weight.bytes();
+                let weight = Weight::Q8(Q8Matrix::from_file_tail(bytes, info.start, rows, cols)?);
+                self.record(info, &weight);
                 converted.insert(info.name.clone(), weight);
                 break;
             }
@@ -87,17 +84,32 @@ impl WeightLoader {
         Ok(ConvertedWeights { file_name: file_name.to_string(), tensors: converted })
     }
 
-    fn convert(&mut self, file_name: &str, info: &TensorInfo, raw: &[u8]) -> Result<Weight> {
-        let name = &info.name;
+    /// (rows, cols) of a tensor whose blocks an own kernel multiplies as they are, so they go
+    /// straight from the file to its layout: a matrix in Q4_1 or Q8_0, kept, in a build with
+    /// the kernels.
+    pub fn own_layout(&self, info: &TensorInfo) -> Option<(usize, usize)> {
+        let kept = self.target(info.dtype, &info.dims).is_none() && matches!(info.dtype, GgmlDType::Q4_1 | GgmlDType::Q8_0);
+        match info.shape()[..] {
+            [rows, cols] if FAST_KERNELS && kept => Some((rows, cols)),
+            _ => None,
+        }
+    }
+
+    /// Bookkeeping of what the file had and what is held.
+    fn record(&mut self, info: &TensorInfo, held: &Weight) {
         *self.source_by_type.entry(dtype_name(info.dtype)).or_default() += info.len as u64;
         self.parameters += info.elements() as u64;
+        *self.held_by_type.entry(held.type_name()).or_default() += held.bytes();
+    }
+
+    fn convert(&mut self, file_name: &str, info: &TensorInfo, raw: &[u8]) -> Result<Weight> {
+        let name = &info.name;
         let shape = info.shape();
-        let matrix = (FAST_KERNELS && shape.len() == 2).then(|| (shape[0], shape[1]));
+        let matrix = FAST_KERNELS && shape.len() == 2;
         let target = self.target(info.dtype, &info.dims);
-        // Blocks an own kernel multiplies as they are go straight from the file to its layout.
-        let weight = match (target, matrix, info.dtype) {
-            (None, Some((rows, cols)), GgmlDType::Q4_1) => Weight::Q4(Q4Matrix::from_blocks(raw, rows, cols)?),
-            (None, Some((rows, cols)), GgmlDType::Q8_0) => Weight::Q8(Q8Matrix::from_blocks(raw, rows, cols)?),
+        let weight = match (self.own_layout(info), info.dtype) {
+            (Some((rows, cols)), GgmlDType::Q4_1) => Weight::Q4(Q4Matrix::from_blocks(raw, rows, cols)?),
+            (Some((rows, cols)), GgmlDType::Q8_0) => Weight::Q8(Q8Matrix::from_blocks(raw, rows, cols)?),
             _ => {
                 let source = raw_qtensor(raw, info.dtype, shape)
                     .map_err(|e| EngineError::InvalidModel(format!("{file_name}: tensor {name}: {e}")))?;
@@ -110,13 +122,14 @@ impl WeightLoader {
                             .map_err(|e| EngineError::compute(&format!("converting {name} to {target:?}"), e))?
                     }
                 };
-                match matrix {
-                    Some(_) if held.dtype() == GgmlDType::Q8_0 => Weight::Q8(Q8Matrix::from_qtensor(&held)?),
-                    _ => Weight::Tensor(held),
+                if matrix && held.dtype() == GgmlDType::Q8_0 {
+                    Weight::Q8(Q8Matrix::from_qtensor(&held)?)
+                } else {
+                    Weight::Tensor(held)
                 }
             }
         };
-        *self.held_by_type.entry(weight.type_name()).or_default() += weight.bytes();
+        self.record(info, &weight);
         Ok(weight)
     }
 
