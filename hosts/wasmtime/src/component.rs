@@ -75,9 +75,17 @@ pub fn engine_config() -> Config {
         // Calls can run for seconds: epochs let the host stop them (see `timeout`).
         .epoch_interruption(true);
     // For profiling the guest with `perf`: /tmp/perf-<pid>.map names its compiled functions
-    // (a component built without `strip=symbols` gives readable names). Compiled code is the same.
-    if std::env::var_os("LLMKG_PERFMAP").is_some() {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    // (a component built without `strip=symbols` gives readable names); `LLMKG_PERFMAP=jitdump`
+    // writes a jitdump instead, which `perf inject --jit` turns into annotatable code.
+    // Compiled code is the same either way.
+    match std::env::var("LLMKG_PERFMAP").as_deref() {
+        Ok("jitdump") => {
+            config.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
+        Ok(_) => {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Err(_) => {}
     }
     config
 }
