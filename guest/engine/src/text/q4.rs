@@ -45,10 +45,7 @@ impl Q4Matrix {
     /// From a 2-D Q4_1 tensor (rows x cols, rows being outputs).
     pub fn from_qtensor(t: &QTensor) -> Result<Self> {
         if t.dtype() != GgmlDType::Q4_1 {
-            return Err(EngineError::Internal(format!(
-                "Q4Matrix from a {:?} tensor",
-                t.dtype()
-            )));
+            return Err(EngineError::Internal(format!("Q4Matrix from a {:?} tensor", t.dtype())));
         }
         let (rows, cols) = t.shape().dims2()?;
         Self::from_blocks(&t.data()?, rows, cols)
@@ -61,49 +58,29 @@ impl Q4Matrix {
         }
         let bpr = cols / BLOCK;
         if data.len() != rows * bpr * BLOCK_BYTES {
-            return Err(EngineError::Internal(format!(
-                "Q4_1 data of {} bytes for {} blocks",
-                data.len(),
-                rows * bpr
-            )));
+            return Err(EngineError::Internal(format!("Q4_1 data of {} bytes for {} blocks", data.len(), rows * bpr)));
         }
-        let groups = rows.div_ceil(4);
+        // Fallible: weights are the big allocations of a load, made without a probe beforehand.
+        let len = rows.div_ceil(4) * bpr * RECORD;
         let mut records = Vec::new();
-        records
-            .try_reserve_exact(groups * bpr * RECORD)
-            .map_err(|_| {
-                EngineError::ResourceExhausted(format!(
-                    "no memory left for a {rows}x{cols} weight matrix"
-                ))
-            })?;
-        records.resize(groups * bpr * RECORD, 0);
+        records.try_reserve_exact(len).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
+        records.resize(len, 0);
         for (i, block) in data.chunks_exact(BLOCK_BYTES).enumerate() {
             let (r, b) = (i / bpr, i % bpr);
-            let record = &mut records[((r / 4) * bpr + b) * RECORD..][..RECORD];
-            let lane = r % 4;
+            let (record, row) = (&mut records[((r / 4) * bpr + b) * RECORD..][..RECORD], r % 4);
             let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
             let m = f16::from_le_bytes([block[2], block[3]]).to_f32();
-            record[SCALES_AT + 4 * lane..][..4].copy_from_slice(&d.to_le_bytes());
-            record[MINS_AT + 4 * lane..][..4].copy_from_slice(&m.to_le_bytes());
+            record[SCALES_AT + 4 * row..][..4].copy_from_slice(&d.to_le_bytes());
+            record[MINS_AT + 4 * row..][..4].copy_from_slice(&m.to_le_bytes());
             // The file holds weight k in the low nibble of byte k and k + 16 in its high one.
-            let w = |k: usize| {
-                if k < PACKED {
-                    block[4 + k] & 0x0F
-                } else {
-                    block[4 + k - PACKED] >> 4
-                }
-            };
-            let packed = &mut record[lane * PACKED..][..PACKED];
+            let w = |k: usize| if k < PACKED { block[4 + k] & 0x0F } else { block[4 + k - PACKED] >> 4 };
+            let packed = &mut record[row * PACKED..][..PACKED];
             for j in 0..8 {
                 packed[2 * j] = w(j) | w(j + 8) << 4;
                 packed[2 * j + 1] = w(j + 16) | w(j + 24) << 4;
             }
         }
-        Ok(Q4Matrix {
-            rows,
-            cols,
-            records,
-        })
+        Ok(Q4Matrix { rows, cols, records })
     }
 
     pub fn bytes(&self) -> u64 {
@@ -112,18 +89,11 @@ impl Q4Matrix {
 
     /// Row `i` dequantized.
     pub fn row(&self, i: usize, out: &mut [f32]) {
-        let bpr = self.cols / BLOCK;
-        let lane = i % 4;
-        for (b, record) in self.records[(i / 4) * bpr * RECORD..][..bpr * RECORD]
-            .chunks_exact(RECORD)
-            .enumerate()
-        {
-            let (d, m) = (
-                f32_at(record, SCALES_AT + 4 * lane),
-                f32_at(record, MINS_AT + 4 * lane),
-            );
+        let (bpr, row) = (self.cols / BLOCK, i % 4);
+        for (b, record) in self.records[(i / 4) * bpr * RECORD..][..bpr * RECORD].chunks_exact(RECORD).enumerate() {
+            let (d, m) = (f32_at(record, SCALES_AT + 4 * row), f32_at(record, MINS_AT + 4 * row));
             let mut q = [0u8; BLOCK];
-            unpack_packed(&record[lane * PACKED..][..PACKED], &mut q);
+            unpack_packed(&record[row * PACKED..][..PACKED], &mut q);
             for (o, &q) in out[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(&q) {
                 *o = q as f32 * d + m;
             }
@@ -141,65 +111,55 @@ impl Q4Matrix {
     pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
         let (cols, bpr) = (self.cols, self.cols / BLOCK);
         let n = x.q.len() / cols;
-        let (xq, xd, xsum) = (&x.q, &x.d, &x.sums);
+        let input = |i: usize| (&x.q[i * cols..(i + 1) * cols], &x.ds[2 * i * bpr..2 * (i + 1) * bpr]);
         // Several inputs (a prompt): each group of rows is unpacked to int16 once and then
         // serves every input with no per-input nibble work.
-        let mut unpacked = if n > 1 {
-            Unpacked::new(cols)
-        } else {
-            Unpacked::new(0)
-        };
+        let mut unpacked = Unpacked::new(if n > 1 { bpr } else { 0 });
         for (g, records) in self.records.chunks_exact(bpr * RECORD).enumerate() {
-            let r = 4 * g;
-            if n > 1 {
-                unpack(records, &mut unpacked);
+            let (r, live) = (4 * g, (self.rows - 4 * g).min(4));
+            let mut put = |i: usize, dots: [f32; 4]| out[i * stride + r..i * stride + r + live].copy_from_slice(&dots[..live]);
+            if n == 1 {
+                let (x, xds) = input(0);
+                put(0, dot4(records, x, xds));
+                continue;
             }
-            let live = (self.rows - r).min(4);
-            let input = |i: usize| {
-                (
-                    &xq[i * cols..(i + 1) * cols],
-                    &xd[i * bpr..(i + 1) * bpr],
-                    &xsum[i * bpr..(i + 1) * bpr],
-                )
-            };
+            unpacked.fill(records);
             let mut i = 0;
             // Two inputs per pass over the unpacked rows, then the odd one out.
-            while n > 1 && i + 2 <= n {
-                let dots = dot4_unpacked2(&unpacked, cols, [input(i), input(i + 1)]);
-                for (k, dots) in dots.iter().enumerate() {
-                    out[(i + k) * stride + r..(i + k) * stride + r + live]
-                        .copy_from_slice(&dots[..live]);
-                }
+            while i + 2 <= n {
+                let [a, b] = dot4_unpacked2(&unpacked, [input(i), input(i + 1)]);
+                put(i, a);
+                put(i + 1, b);
                 i += 2;
             }
             if i < n {
-                let (x, xd, xs) = input(i);
-                let dots = if n > 1 {
-                    dot4_unpacked(&unpacked, cols, x, xd, xs)
-                } else {
-                    dot4(records, bpr, x, xd, xs)
-                };
-                out[i * stride + r..i * stride + r + live].copy_from_slice(&dots[..live]);
+                let (x, xds) = input(i);
+                put(i, dot4_unpacked(&unpacked, x, xds));
             }
         }
     }
 }
 
-/// A group of four rows unpacked to one int16 per weight (`w`, row after row), with their
-/// scales and minimums as `[block][row]`.
+/// A group of four rows unpacked to one int16 per weight, `w` as `[block][row][32]`, with
+/// their scales and minimums as `[block][4 scales, 4 minimums]`: one pointer each for the
+/// kernels to walk.
 struct Unpacked {
     w: Vec<i16>,
-    d: Vec<f32>,
-    m: Vec<f32>,
+    dm: Vec<f32>,
 }
 
 impl Unpacked {
-    fn new(cols: usize) -> Self {
-        Unpacked {
-            w: vec![0; 4 * cols],
-            d: vec![0.0; cols / BLOCK * 4],
-            m: vec![0.0; cols / BLOCK * 4],
+    fn new(blocks: usize) -> Self {
+        Unpacked { w: vec![0; blocks * 4 * BLOCK], dm: vec![0.0; blocks * 8] }
+    }
+
+    fn fill(&mut self, records: &[u8]) {
+        for (record, dm) in records.chunks_exact(RECORD).zip(self.dm.chunks_exact_mut(8)) {
+            for (k, v) in dm.iter_mut().enumerate() {
+                *v = f32_at(record, SCALES_AT + 4 * k);
+            }
         }
+        unpack_weights(records, &mut self.w);
     }
 }
 
@@ -215,53 +175,35 @@ fn unpack_packed(packed: &[u8], q: &mut [u8; BLOCK]) {
     }
 }
 
-/// A group's records to int16 rows plus scales and minimums.
-fn unpack(records: &[u8], out: &mut Unpacked) {
-    let cols = out.w.len() / 4;
-    for (b, record) in records.chunks_exact(RECORD).enumerate() {
-        for lane in 0..4 {
-            out.d[4 * b + lane] = f32_at(record, SCALES_AT + 4 * lane);
-            out.m[4 * b + lane] = f32_at(record, MINS_AT + 4 * lane);
-        }
-    }
-    unpack_weights(records, &mut out.w, cols);
-}
-
+// The kernels' loops are written for Cranelift's register allocator: LLVM emits wasm with no
+// notion of registers, so a block's values are produced row by row and folded as soon as they
+// can be (x86 has 16 vector registers; the first version kept 16 weight vectors live and spent
+// a third of its instructions spilling them), and each loop walks one pointer per stream.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod kernel {
     use core::arch::wasm32::*;
 
-    use super::{Unpacked, BLOCK, MINS_AT, PACKED, RECORD, SCALES_AT};
-
-    // The entry points are kept out of line: inlined into the layer code, their loops shared
-    // one register allocation with everything around them and spilled.
+    use super::{Unpacked, BLOCK, PACKED, RECORD, SCALES_AT};
 
     /// One row's packed block as four int16 vectors: weights 0..8, 8..16, 16..24, 24..32.
     #[inline(always)]
     unsafe fn widen(w: *const u8) -> [v128; 4] {
         let p = v128_load(w as *const v128);
         let mask = u16x8_splat(0x000F);
-        [
-            v128_and(p, mask),
-            v128_and(u16x8_shr(p, 4), mask),
-            v128_and(u16x8_shr(p, 8), mask),
-            u16x8_shr(p, 12),
-        ]
+        [v128_and(p, mask), v128_and(u16x8_shr(p, 4), mask), v128_and(u16x8_shr(p, 8), mask), u16x8_shr(p, 12)]
     }
 
-    /// The records' weights as int16 rows of `cols` (row `lane` at `out[lane * cols..]`).
+    /// The records' weights as int16, `[block][row][32]`.
     #[inline(never)]
-    pub fn unpack_weights(records: &[u8], out: &mut [i16], cols: usize) {
+    pub fn unpack_weights(records: &[u8], out: &mut [i16]) {
         let blocks = records.len() / RECORD;
-        assert!(blocks * BLOCK <= cols && out.len() >= 4 * cols);
+        assert!(out.len() >= blocks * 4 * BLOCK);
         for b in 0..blocks {
-            for lane in 0..4 {
-                // SAFETY: record b is within records, and row lane's block b within out
-                // (asserted above).
+            for row in 0..4 {
+                // SAFETY: record b is within records, and its outputs within out (asserted above).
                 unsafe {
-                    let v = widen(records.as_ptr().add(b * RECORD + lane * PACKED));
-                    let o = out.as_mut_ptr().add(lane * cols + b * BLOCK);
-                    for (k, v) in v.into_iter().enumerate() {
+                    let o = out.as_mut_ptr().add((4 * b + row) * BLOCK);
+                    for (k, v) in widen(records.as_ptr().add(b * RECORD + row * PACKED)).into_iter().enumerate() {
                         v128_store(o.add(8 * k) as *mut v128, v);
                     }
                 }
@@ -269,237 +211,134 @@ mod kernel {
         }
     }
 
-    /// sum(q * qx) of one row's packed block against the block's four input vectors, as four
-    /// i32 lanes.
     #[inline(always)]
-    unsafe fn block_dot(w: *const u8, x: &[v128; 4]) -> v128 {
-        let [a, b, c, d] = widen(w);
-        let s = i32x4_add(i32x4_dot_i16x8(a, x[0]), i32x4_dot_i16x8(b, x[1]));
-        i32x4_add(
-            s,
-            i32x4_add(i32x4_dot_i16x8(c, x[2]), i32x4_dot_i16x8(d, x[3])),
-        )
+    unsafe fn load4(x: *const i16) -> [v128; 4] {
+        [0, 8, 16, 24].map(|k| v128_load(x.add(k) as *const v128))
     }
 
-    /// sum(w * qx) of one block of int16 weights, as four i32 lanes.
+    /// sum(q * qx) of four int16 weight vectors against a block's four input vectors, as
+    /// four i32 lanes.
     #[inline(always)]
-    unsafe fn block_dot_unpacked(w: *const i16, x: *const i16) -> v128 {
-        let s = i32x4_dot_i16x8(v128_load(w as *const v128), v128_load(x as *const v128));
-        let s = i32x4_add(
-            s,
-            i32x4_dot_i16x8(
-                v128_load(w.add(8) as *const v128),
-                v128_load(x.add(8) as *const v128),
-            ),
-        );
-        let s = i32x4_add(
-            s,
-            i32x4_dot_i16x8(
-                v128_load(w.add(16) as *const v128),
-                v128_load(x.add(16) as *const v128),
-            ),
-        );
-        i32x4_add(
-            s,
-            i32x4_dot_i16x8(
-                v128_load(w.add(24) as *const v128),
-                v128_load(x.add(24) as *const v128),
-            ),
-        )
+    fn dot(w: [v128; 4], x: &[v128; 4]) -> v128 {
+        let s = i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1]));
+        i32x4_add(s, i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])))
     }
 
-    /// Four rows' lane sums as one vector: [sum(a), sum(b), sum(c), sum(d)].
+    /// Two rows' lane sums folded to [a0+a2, b0+b2, a1+a3, b1+b3].
     #[inline(always)]
-    fn transpose_sum(a: v128, b: v128, c: v128, d: v128) -> v128 {
-        let ab = i32x4_add(
-            i32x4_shuffle::<0, 4, 1, 5>(a, b),
-            i32x4_shuffle::<2, 6, 3, 7>(a, b),
-        );
-        let cd = i32x4_add(
-            i32x4_shuffle::<0, 4, 1, 5>(c, d),
-            i32x4_shuffle::<2, 6, 3, 7>(c, d),
-        );
-        i32x4_add(
-            i32x4_shuffle::<0, 1, 4, 5>(ab, cd),
-            i32x4_shuffle::<2, 3, 6, 7>(ab, cd),
-        )
+    fn fold(a: v128, b: v128) -> v128 {
+        i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a, b), i32x4_shuffle::<2, 6, 3, 7>(a, b))
     }
 
-    /// One block of four rows: the integer sums times the rows' scales times the input's
-    /// scale, plus the rows' minimums times the input's block sum.
+    /// Four rows' sums from two folds: [sum(a), sum(b), sum(c), sum(d)].
     #[inline(always)]
-    unsafe fn scaled(sums: v128, d: v128, m: v128, xd: *const f32, xs: *const f32) -> v128 {
-        let scaled = f32x4_mul(
-            f32x4_convert_i32x4(sums),
-            f32x4_mul(d, v128_load32_splat(xd as *const u32)),
-        );
-        f32x4_add(scaled, f32x4_mul(m, v128_load32_splat(xs as *const u32)))
+    fn finish(ab: v128, cd: v128) -> v128 {
+        i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd))
+    }
+
+    /// One block of four rows: the integer sums times the rows' scales (`dm`, then their
+    /// minimums at `dm + 4`) times the input's scale, plus the minimums times the input's
+    /// block sum (`xds`: scale, then sum).
+    #[inline(always)]
+    unsafe fn scaled(sums: v128, dm: *const f32, xds: *const f32) -> v128 {
+        let d = f32x4_mul(v128_load(dm as *const v128), v128_load32_splat(xds as *const u32));
+        let m = f32x4_mul(v128_load(dm.add(4) as *const v128), v128_load32_splat(xds.add(1) as *const u32));
+        f32x4_add(f32x4_mul(f32x4_convert_i32x4(sums), d), m)
     }
 
     fn lanes(v: v128) -> [f32; 4] {
-        [
-            f32x4_extract_lane::<0>(v),
-            f32x4_extract_lane::<1>(v),
-            f32x4_extract_lane::<2>(v),
-            f32x4_extract_lane::<3>(v),
-        ]
+        [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
     }
 
-    /// One group's block `b` (record at `p`) against one input.
+    /// One group's record at `p` against one input block.
     #[inline(always)]
-    unsafe fn record_dot(p: *const u8, x: *const i16, xd: *const f32, xs: *const f32) -> v128 {
-        let x = [0, 8, 16, 24].map(|k| v128_load(x.add(k) as *const v128));
-        let sums = transpose_sum(
-            block_dot(p, &x),
-            block_dot(p.add(PACKED), &x),
-            block_dot(p.add(2 * PACKED), &x),
-            block_dot(p.add(3 * PACKED), &x),
-        );
-        scaled(
-            sums,
-            v128_load(p.add(SCALES_AT) as *const v128),
-            v128_load(p.add(MINS_AT) as *const v128),
-            xd,
-            xs,
-        )
+    unsafe fn record_dot(p: *const u8, x: *const i16, xds: *const f32) -> v128 {
+        let x = load4(x);
+        let ab = fold(dot(widen(p), &x), dot(widen(p.add(PACKED)), &x));
+        let cd = fold(dot(widen(p.add(2 * PACKED)), &x), dot(widen(p.add(3 * PACKED)), &x));
+        scaled(finish(ab, cd), p.add(SCALES_AT) as *const f32, xds)
     }
 
-    /// A group of four rows (`records`, `bpr` of them) times one quantized input.
+    /// A group of four rows (`records`, one per block) times one quantized input.
     #[inline(never)]
-    pub fn dot4(records: &[u8], bpr: usize, x: &[i16], xd: &[f32], xs: &[f32]) -> [f32; 4] {
-        assert!(
-            records.len() >= bpr * RECORD
-                && x.len() >= bpr * BLOCK
-                && xd.len() >= bpr
-                && xs.len() >= bpr
-        );
+    pub fn dot4(records: &[u8], x: &[i16], xds: &[f32]) -> [f32; 4] {
+        let bpr = records.len() / RECORD;
+        assert!(x.len() >= bpr * BLOCK && xds.len() >= 2 * bpr);
         let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
-        let (p, x, xd, xs) = (records.as_ptr(), x.as_ptr(), xd.as_ptr(), xs.as_ptr());
-        let mut b = 0;
+        let (mut p, mut x, mut xds) = (records.as_ptr(), x.as_ptr(), xds.as_ptr());
+        let mut left = bpr;
         // Two blocks per iteration: half the loop overhead (and Wasmtime's interruption check
         // at every loop header), and two independent accumulations.
-        // SAFETY: b + 1 < bpr, and bounds asserted above.
-        while b + 2 <= bpr {
-            unsafe {
-                acc0 = f32x4_add(
-                    acc0,
-                    record_dot(p.add(b * RECORD), x.add(b * BLOCK), xd.add(b), xs.add(b)),
-                );
-                acc1 = f32x4_add(
-                    acc1,
-                    record_dot(
-                        p.add((b + 1) * RECORD),
-                        x.add((b + 1) * BLOCK),
-                        xd.add(b + 1),
-                        xs.add(b + 1),
-                    ),
-                );
+        // SAFETY: each step reads the next one or two blocks of each stream, of which `left`
+        // remain (asserted above).
+        unsafe {
+            while left >= 2 {
+                acc0 = f32x4_add(acc0, record_dot(p, x, xds));
+                acc1 = f32x4_add(acc1, record_dot(p.add(RECORD), x.add(BLOCK), xds.add(2)));
+                (p, x, xds, left) = (p.add(2 * RECORD), x.add(2 * BLOCK), xds.add(4), left - 2);
             }
-            b += 2;
-        }
-        if b < bpr {
-            // SAFETY: b < bpr, and bounds asserted above.
-            acc0 = f32x4_add(acc0, unsafe {
-                record_dot(p.add(b * RECORD), x.add(b * BLOCK), xd.add(b), xs.add(b))
-            });
+            if left == 1 {
+                acc0 = f32x4_add(acc0, record_dot(p, x, xds));
+            }
         }
         lanes(f32x4_add(acc0, acc1))
     }
 
     /// As [`dot4`] over four rows already unpacked to int16.
     #[inline(never)]
-    pub fn dot4_unpacked(u: &Unpacked, cols: usize, x: &[i16], xd: &[f32], xs: &[f32]) -> [f32; 4] {
-        let bpr = cols / BLOCK;
-        let (w, d, m) = (&u.w, &u.d, &u.m);
-        assert!(
-            w.len() >= 4 * cols
-                && d.len() >= 4 * bpr
-                && m.len() >= 4 * bpr
-                && x.len() >= cols
-                && xd.len() >= bpr
-                && xs.len() >= bpr
-        );
+    pub fn dot4_unpacked(u: &Unpacked, x: &[i16], xds: &[f32]) -> [f32; 4] {
+        let bpr = u.dm.len() / 8;
+        assert!(u.w.len() >= bpr * 4 * BLOCK && x.len() >= bpr * BLOCK && xds.len() >= 2 * bpr);
         let mut acc = f32x4_splat(0.0);
-        let w0 = w.as_ptr();
-        // SAFETY: the four rows lie within w (asserted above).
-        let (w1, w2, w3) = unsafe { (w0.add(cols), w0.add(2 * cols), w0.add(3 * cols)) };
-        for b in 0..bpr {
-            let o = b * BLOCK;
-            // SAFETY: bounds asserted above; every row has bpr blocks.
-            unsafe {
-                let xp = x.as_ptr().add(o);
-                let sums = transpose_sum(
-                    block_dot_unpacked(w0.add(o), xp),
-                    block_dot_unpacked(w1.add(o), xp),
-                    block_dot_unpacked(w2.add(o), xp),
-                    block_dot_unpacked(w3.add(o), xp),
-                );
-                let (db, mb) = (
-                    v128_load(d.as_ptr().add(4 * b) as *const v128),
-                    v128_load(m.as_ptr().add(4 * b) as *const v128),
-                );
-                acc = f32x4_add(
-                    acc,
-                    scaled(sums, db, mb, xd.as_ptr().add(b), xs.as_ptr().add(b)),
-                );
+        let (mut w, mut dm, mut x, mut xds) = (u.w.as_ptr(), u.dm.as_ptr(), x.as_ptr(), xds.as_ptr());
+        // SAFETY: each step reads the next block of each stream, bpr of them (asserted above).
+        unsafe {
+            for _ in 0..bpr {
+                let xv = load4(x);
+                let ab = fold(dot(load4(w), &xv), dot(load4(w.add(BLOCK)), &xv));
+                let cd = fold(dot(load4(w.add(2 * BLOCK)), &xv), dot(load4(w.add(3 * BLOCK)), &xv));
+                acc = f32x4_add(acc, scaled(finish(ab, cd), dm, xds));
+                (w, dm, x, xds) = (w.add(4 * BLOCK), dm.add(8), x.add(BLOCK), xds.add(2));
             }
         }
         lanes(acc)
     }
 
-    /// [`dot4_unpacked`] for two inputs at once: each weight vector is loaded once for both.
+    /// One unpacked row against two inputs: each weight vector is loaded once for both.
+    #[inline(always)]
+    unsafe fn row_dot2(w: *const i16, x0: &[v128; 4], x1: &[v128; 4]) -> (v128, v128) {
+        let (mut s0, mut s1) = (i32x4_splat(0), i32x4_splat(0));
+        for k in 0..4 {
+            let wk = v128_load(w.add(8 * k) as *const v128);
+            s0 = i32x4_add(s0, i32x4_dot_i16x8(wk, x0[k]));
+            s1 = i32x4_add(s1, i32x4_dot_i16x8(wk, x1[k]));
+        }
+        (s0, s1)
+    }
+
+    /// [`dot4_unpacked`] for two inputs at once.
     #[inline(never)]
-    pub fn dot4_unpacked2(
-        u: &Unpacked,
-        cols: usize,
-        x: [(&[i16], &[f32], &[f32]); 2],
-    ) -> [[f32; 4]; 2] {
-        let bpr = cols / BLOCK;
-        let (w, d, m) = (&u.w, &u.d, &u.m);
-        let [(x0, xd0, xs0), (x1, xd1, xs1)] = x;
-        assert!(w.len() >= 4 * cols && d.len() >= 4 * bpr && m.len() >= 4 * bpr);
-        assert!(
-            x0.len() >= cols
-                && xd0.len() >= bpr
-                && xs0.len() >= bpr
-                && x1.len() >= cols
-                && xd1.len() >= bpr
-                && xs1.len() >= bpr
-        );
+    pub fn dot4_unpacked2(u: &Unpacked, x: [(&[i16], &[f32]); 2]) -> [[f32; 4]; 2] {
+        let bpr = u.dm.len() / 8;
+        let [(x0, xds0), (x1, xds1)] = x;
+        assert!(u.w.len() >= bpr * 4 * BLOCK);
+        assert!(x0.len() >= bpr * BLOCK && xds0.len() >= 2 * bpr && x1.len() >= bpr * BLOCK && xds1.len() >= 2 * bpr);
         let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
-        let w0 = w.as_ptr();
-        // SAFETY: the four rows lie within w (asserted above).
-        let (w1, w2, w3) = unsafe { (w0.add(cols), w0.add(2 * cols), w0.add(3 * cols)) };
-        for b in 0..bpr {
-            let o = b * BLOCK;
-            // SAFETY: bounds asserted above; every row has bpr blocks.
-            unsafe {
-                let (p0, p1) = (x0.as_ptr().add(o), x1.as_ptr().add(o));
-                let (r0, r1, r2, r3) = (w0.add(o), w1.add(o), w2.add(o), w3.add(o));
-                let sums0 = transpose_sum(
-                    block_dot_unpacked(r0, p0),
-                    block_dot_unpacked(r1, p0),
-                    block_dot_unpacked(r2, p0),
-                    block_dot_unpacked(r3, p0),
-                );
-                let sums1 = transpose_sum(
-                    block_dot_unpacked(r0, p1),
-                    block_dot_unpacked(r1, p1),
-                    block_dot_unpacked(r2, p1),
-                    block_dot_unpacked(r3, p1),
-                );
-                let (db, mb) = (
-                    v128_load(d.as_ptr().add(4 * b) as *const v128),
-                    v128_load(m.as_ptr().add(4 * b) as *const v128),
-                );
-                acc0 = f32x4_add(
-                    acc0,
-                    scaled(sums0, db, mb, xd0.as_ptr().add(b), xs0.as_ptr().add(b)),
-                );
-                acc1 = f32x4_add(
-                    acc1,
-                    scaled(sums1, db, mb, xd1.as_ptr().add(b), xs1.as_ptr().add(b)),
-                );
+        let (mut w, mut dm) = (u.w.as_ptr(), u.dm.as_ptr());
+        let (mut x0, mut xds0, mut x1, mut xds1) = (x0.as_ptr(), xds0.as_ptr(), x1.as_ptr(), xds1.as_ptr());
+        // SAFETY: each step reads the next block of each stream, bpr of them (asserted above).
+        unsafe {
+            for _ in 0..bpr {
+                let (v0, v1) = (load4(x0), load4(x1));
+                let (a0, a1) = row_dot2(w, &v0, &v1);
+                let (b0, b1) = row_dot2(w.add(BLOCK), &v0, &v1);
+                let (ab0, ab1) = (fold(a0, b0), fold(a1, b1));
+                let (c0, c1) = row_dot2(w.add(2 * BLOCK), &v0, &v1);
+                let (d0, d1) = row_dot2(w.add(3 * BLOCK), &v0, &v1);
+                acc0 = f32x4_add(acc0, scaled(finish(ab0, fold(c0, d0)), dm, xds0));
+                acc1 = f32x4_add(acc1, scaled(finish(ab1, fold(c1, d1)), dm, xds1));
+                (w, dm) = (w.add(4 * BLOCK), dm.add(8));
+                (x0, xds0, x1, xds1) = (x0.add(BLOCK), xds0.add(2), x1.add(BLOCK), xds1.add(2));
             }
         }
         [lanes(acc0), lanes(acc1)]
@@ -508,45 +347,37 @@ mod kernel {
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 mod kernel {
-    use super::{unpack, unpack_packed, Unpacked, BLOCK, PACKED, RECORD};
+    use super::{unpack_packed, Unpacked, BLOCK, PACKED, RECORD};
 
-    pub fn unpack_weights(records: &[u8], out: &mut [i16], cols: usize) {
+    pub fn unpack_weights(records: &[u8], out: &mut [i16]) {
         for (b, record) in records.chunks_exact(RECORD).enumerate() {
-            for lane in 0..4 {
+            for row in 0..4 {
                 let mut q = [0u8; BLOCK];
-                unpack_packed(&record[lane * PACKED..][..PACKED], &mut q);
-                for (o, &q) in out[lane * cols + b * BLOCK..][..BLOCK].iter_mut().zip(&q) {
+                unpack_packed(&record[row * PACKED..][..PACKED], &mut q);
+                for (o, &q) in out[(4 * b + row) * BLOCK..][..BLOCK].iter_mut().zip(&q) {
                     *o = q as i16;
                 }
             }
         }
     }
 
-    pub fn dot4(records: &[u8], bpr: usize, x: &[i16], xd: &[f32], xs: &[f32]) -> [f32; 4] {
-        let mut unpacked = Unpacked::new(bpr * BLOCK);
-        unpack(&records[..bpr * RECORD], &mut unpacked);
-        dot4_unpacked(&unpacked, bpr * BLOCK, x, xd, xs)
+    pub fn dot4(records: &[u8], x: &[i16], xds: &[f32]) -> [f32; 4] {
+        let mut unpacked = Unpacked::new(records.len() / RECORD);
+        unpacked.fill(records);
+        dot4_unpacked(&unpacked, x, xds)
     }
 
-    pub fn dot4_unpacked2(
-        u: &Unpacked,
-        cols: usize,
-        x: [(&[i16], &[f32], &[f32]); 2],
-    ) -> [[f32; 4]; 2] {
-        x.map(|(x, xd, xs)| dot4_unpacked(u, cols, x, xd, xs))
+    pub fn dot4_unpacked2(u: &Unpacked, x: [(&[i16], &[f32]); 2]) -> [[f32; 4]; 2] {
+        x.map(|(x, xds)| dot4_unpacked(u, x, xds))
     }
 
-    pub fn dot4_unpacked(u: &Unpacked, cols: usize, x: &[i16], xd: &[f32], xs: &[f32]) -> [f32; 4] {
+    pub fn dot4_unpacked(u: &Unpacked, x: &[i16], xds: &[f32]) -> [f32; 4] {
         let mut out = [0f32; 4];
-        for (r, o) in out.iter_mut().enumerate() {
-            let row = &u.w[r * cols..(r + 1) * cols];
-            for (b, (wb, xb)) in row
-                .chunks_exact(BLOCK)
-                .zip(x.chunks_exact(BLOCK))
-                .enumerate()
-            {
-                let s: i32 = wb.iter().zip(xb).map(|(&a, &c)| a as i32 * c as i32).sum();
-                *o += s as f32 * (u.d[4 * b + r] * xd[b]) + u.m[4 * b + r] * xs[b];
+        for (b, (w, dm)) in u.w.chunks_exact(4 * BLOCK).zip(u.dm.chunks_exact(8)).enumerate() {
+            let (xb, xd, xs) = (&x[b * BLOCK..(b + 1) * BLOCK], xds[2 * b], xds[2 * b + 1]);
+            for (r, o) in out.iter_mut().enumerate() {
+                let s: i32 = w[r * BLOCK..(r + 1) * BLOCK].iter().zip(xb).map(|(&a, &c)| a as i32 * c as i32).sum();
+                *o += s as f32 * (dm[r] * xd) + dm[4 + r] * xs;
             }
         }
         out
@@ -571,10 +402,7 @@ mod tests {
             let mut one = vec![0f32; ROWS];
             m.matmul(input, &mut one);
             for (r, (a, b)) in one.iter().zip(&out[i * ROWS..(i + 1) * ROWS]).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                    "input {i} row {r}: {a} vs {b}"
-                );
+                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "input {i} row {r}: {a} vs {b}");
             }
         }
         let mut row = vec![0f32; COLS];
@@ -584,10 +412,7 @@ mod tests {
         let mut wide = [0f32; INPUTS * (ROWS + 5)];
         m.matmul_quantized(&QuantizedInput::new(&x), &mut wide[5..], ROWS + 5);
         for i in 0..INPUTS {
-            assert_eq!(
-                wide[i * (ROWS + 5) + 5..(i + 1) * (ROWS + 5)],
-                out[i * ROWS..(i + 1) * ROWS]
-            );
+            assert_eq!(wide[i * (ROWS + 5) + 5..(i + 1) * (ROWS + 5)], out[i * ROWS..(i + 1) * ROWS]);
         }
     }
 }

@@ -112,12 +112,12 @@ impl Q8Matrix {
     pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
         let (cols, bpr) = (self.cols, self.cols / BLOCK);
         let n = x.q.len() / cols;
-        let (xq, xd) = (&x.q, &x.d);
+        let (xq, xds) = (&x.q, &x.ds);
         let mut r = 0;
         while r + 4 <= self.rows {
             let (w, ws) = (&self.qs[r * cols..(r + 4) * cols], &self.scales[r * bpr..(r + 4) * bpr]);
             for i in 0..n {
-                let d = dot4(w, ws, cols, &xq[i * cols..(i + 1) * cols], &xd[i * bpr..(i + 1) * bpr]);
+                let d = dot4(w, ws, cols, &xq[i * cols..(i + 1) * cols], &xds[2 * i * bpr..2 * (i + 1) * bpr]);
                 out[i * stride + r..i * stride + r + 4].copy_from_slice(&d);
             }
             r += 4;
@@ -125,7 +125,7 @@ impl Q8Matrix {
         for r in r..self.rows {
             let (w, ws) = (&self.qs[r * cols..(r + 1) * cols], &self.scales[r * bpr..(r + 1) * bpr]);
             for i in 0..n {
-                out[i * stride + r] = dot1(w, ws, &xq[i * cols..(i + 1) * cols], &xd[i * bpr..(i + 1) * bpr]);
+                out[i * stride + r] = dot1(w, ws, &xq[i * cols..(i + 1) * cols], &xds[2 * i * bpr..2 * (i + 1) * bpr]);
             }
         }
     }
@@ -133,21 +133,21 @@ impl Q8Matrix {
 
 /// Input vectors quantized once for every matrix that multiplies them (Q, K and V, say).
 pub struct QuantizedInput {
-    /// int16 quants, and f32 scales per block of 32.
+    /// int16 quants.
     pub q: Vec<i16>,
-    pub d: Vec<f32>,
-    /// Per block, scale times the sum of the quants: what Q4_1 minimums multiply.
-    pub sums: Vec<f32>,
+    /// Per block of 32: the f32 scale, then the scale times the sum of the quants (what Q4_1
+    /// minimums multiply), side by side so a kernel walks one pointer for both.
+    pub ds: Vec<f32>,
 }
 
 impl QuantizedInput {
     pub fn new(x: &[f32]) -> Self {
         let blocks = x.len() / BLOCK;
-        let mut input = QuantizedInput { q: vec![0; blocks * BLOCK], d: vec![0.0; blocks], sums: vec![0.0; blocks] };
+        let mut input = QuantizedInput { q: vec![0; blocks * BLOCK], ds: vec![0.0; 2 * blocks] };
         for (b, chunk) in x.chunks_exact(BLOCK).enumerate() {
             let (d, sum) = quantize_block(chunk, &mut input.q[b * BLOCK..(b + 1) * BLOCK]);
-            input.d[b] = d;
-            input.sums[b] = sum as f32 * d;
+            input.ds[2 * b] = d;
+            input.ds[2 * b + 1] = sum as f32 * d;
         }
         input
     }
@@ -201,7 +201,7 @@ fn quantize_block(x: &[f32], q: &mut [i16]) -> (f32, i32) {
 #[cfg(test)]
 pub(crate) fn quantize(x: &[f32]) -> (Vec<i16>, Vec<f32>) {
     let input = QuantizedInput::new(x);
-    (input.q, input.d)
+    (input.q, input.ds.iter().step_by(2).copied().collect())
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -226,25 +226,25 @@ mod kernel {
     }
 
     pub fn dot1(w: &[i8], ws: &[f32], x: &[i16], xs: &[f32]) -> f32 {
-        assert!(w.len() >= ws.len() * BLOCK && x.len() >= ws.len() * BLOCK && xs.len() >= ws.len());
+        assert!(w.len() >= ws.len() * BLOCK && x.len() >= ws.len() * BLOCK && xs.len() >= 2 * ws.len());
         let mut acc = f32x4_splat(0.0);
         for b in 0..ws.len() {
             // SAFETY: w and x hold ws.len() blocks of 32 values (checked by the callers' slicing).
             let s = unsafe { block_dot(w.as_ptr().add(b * BLOCK), x.as_ptr().add(b * BLOCK)) };
-            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(ws[b] * xs[b])));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(ws[b] * xs[2 * b])));
         }
         sum(acc)
     }
 
     pub fn dot4(w: &[i8], ws: &[f32], cols: usize, x: &[i16], xs: &[f32]) -> [f32; 4] {
         let bpr = cols / BLOCK;
-        assert!(w.len() >= 4 * cols && ws.len() >= 4 * bpr && x.len() >= cols && xs.len() >= bpr);
+        assert!(w.len() >= 4 * cols && ws.len() >= 4 * bpr && x.len() >= cols && xs.len() >= 2 * bpr);
         // Four named accumulators (an array of v128 would live in memory, not registers).
         let (mut a0, mut a1, mut a2, mut a3) = (f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0));
         let (w0, w1, w2, w3) = (w.as_ptr(), unsafe { w.as_ptr().add(cols) }, unsafe { w.as_ptr().add(2 * cols) }, unsafe { w.as_ptr().add(3 * cols) });
         for b in 0..bpr {
             let o = b * BLOCK;
-            let xd = xs[b];
+            let xd = xs[2 * b];
             // SAFETY: bounds asserted above; every row has bpr blocks of 32 quants.
             unsafe {
                 let xp = x.as_ptr().add(o);
@@ -270,7 +270,7 @@ mod kernel {
         let mut acc = 0f32;
         for (b, (wb, xb)) in w.chunks_exact(BLOCK).zip(x.chunks_exact(BLOCK)).enumerate() {
             let s: i32 = wb.iter().zip(xb).map(|(&a, &c)| a as i32 * c as i32).sum();
-            acc += s as f32 * ws[b] * xs[b];
+            acc += s as f32 * ws[b] * xs[2 * b];
         }
         acc
     }
