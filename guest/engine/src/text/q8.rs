@@ -1,10 +1,16 @@
-//! Q8_0 weights laid out for fast matrix-vector products: int8 quants contiguous per row and
-//! block scales already in f32.
+//! Q8_0 weights laid out for fast matrix-vector products: int8 quants interleaved by groups of
+//! four rows and block scales already in f32.
 //!
 //! candle keeps Q8_0 as 34-byte blocks with an f16 scale, and its wasm kernel converts two f16
 //! scales in software for every block of every row. Converting the weight scales once at load,
 //! quantizing the activations once per call (their int16 widening shared by every row), and
 //! four rows per pass make decode markedly faster in the component.
+//!
+//! Rows go in groups of four, and a group's quants are stored `[block][row][32]` (its scales
+//! `[block][row]`), so a pass over a group reads one sequential stream through one pointer
+//! (see `q4.rs` for why that matters under Wasmtime). The last `rows % 4` rows, if any, stay
+//! row after row. The layout is a permutation within each group's bytes, so a file's buffer
+//! can still be taken over in place.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -17,9 +23,9 @@ const BLOCK_BYTES: usize = 34;
 pub struct Q8Matrix {
     pub rows: usize,
     pub cols: usize,
-    /// rows x cols int8 quants.
+    /// rows x cols int8 quants, in the layout of the module comment.
     qs: Vec<i8>,
-    /// rows x (cols / 32) scales.
+    /// rows x (cols / 32) scales, in the same order as the blocks of `qs`.
     scales: Vec<f32>,
 }
 
@@ -52,7 +58,7 @@ impl Q8Matrix {
             scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
             qs.extend(block[2..].iter().map(|&b| b as i8));
         }
-        Ok(Q8Matrix { rows, cols, qs, scales })
+        Ok(Q8Matrix::interleaved(rows, cols, qs, scales))
     }
 
     /// From the Q8_0 blocks at `start` in `file`, which is the end of the file's bytes: the
@@ -81,7 +87,36 @@ impl Q8Matrix {
         // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid
         // for both; the buffer's ownership moves to the new Vec (the old one is not dropped).
         let qs = unsafe { Vec::from_raw_parts(file.as_mut_ptr() as *mut i8, file.len(), file.capacity()) };
-        Ok(Q8Matrix { rows, cols, qs, scales })
+        Ok(Q8Matrix::interleaved(rows, cols, qs, scales))
+    }
+
+    /// From row-major quants and scales, each group of four rows permuted in place.
+    fn interleaved(rows: usize, cols: usize, mut qs: Vec<i8>, mut scales: Vec<f32>) -> Self {
+        let bpr = cols / BLOCK;
+        let mut group = vec![0i8; 4 * cols];
+        let mut group_scales = vec![0f32; 4 * bpr];
+        for g in 0..rows / 4 {
+            let (q, d) = (&mut qs[g * 4 * cols..(g + 1) * 4 * cols], &mut scales[g * 4 * bpr..(g + 1) * 4 * bpr]);
+            group.copy_from_slice(q);
+            group_scales.copy_from_slice(d);
+            for row in 0..4 {
+                for b in 0..bpr {
+                    q[(4 * b + row) * BLOCK..][..BLOCK].copy_from_slice(&group[row * cols + b * BLOCK..][..BLOCK]);
+                    d[4 * b + row] = group_scales[row * bpr + b];
+                }
+            }
+        }
+        Q8Matrix { rows, cols, qs, scales }
+    }
+
+    /// Where block `b` of row `i` starts, counted in blocks.
+    fn block_index(&self, i: usize, b: usize) -> usize {
+        let bpr = self.cols / BLOCK;
+        if i < self.rows / 4 * 4 {
+            ((i / 4) * bpr + b) * 4 + i % 4
+        } else {
+            i * bpr + b
+        }
     }
 
     pub fn bytes(&self) -> u64 {
@@ -90,11 +125,10 @@ impl Q8Matrix {
 
     /// Row `i` dequantized (an embedding lookup).
     pub fn row(&self, i: usize, out: &mut [f32]) {
-        let bpr = self.cols / BLOCK;
-        let qs = &self.qs[i * self.cols..(i + 1) * self.cols];
-        for (b, chunk) in qs.chunks_exact(BLOCK).enumerate() {
-            let d = self.scales[i * bpr + b];
-            for (o, &q) in out[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(chunk) {
+        for (b, out) in out[..self.cols].chunks_exact_mut(BLOCK).enumerate() {
+            let at = self.block_index(i, b);
+            let d = self.scales[at];
+            for (o, &q) in out.iter_mut().zip(&self.qs[at * BLOCK..(at + 1) * BLOCK]) {
                 *o = q as f32 * d;
             }
         }
@@ -117,7 +151,7 @@ impl Q8Matrix {
         while r + 4 <= self.rows {
             let (w, ws) = (&self.qs[r * cols..(r + 4) * cols], &self.scales[r * bpr..(r + 4) * bpr]);
             for i in 0..n {
-                let d = dot4(w, ws, cols, &xq[i * cols..(i + 1) * cols], &xds[2 * i * bpr..2 * (i + 1) * bpr]);
+                let d = dot4(w, ws, &xq[i * cols..(i + 1) * cols], &xds[2 * i * bpr..2 * (i + 1) * bpr]);
                 out[i * stride + r..i * stride + r + 4].copy_from_slice(&d);
             }
             r += 4;
@@ -236,29 +270,55 @@ mod kernel {
         sum(acc)
     }
 
-    pub fn dot4(w: &[i8], ws: &[f32], cols: usize, x: &[i16], xs: &[f32]) -> [f32; 4] {
-        let bpr = cols / BLOCK;
-        assert!(w.len() >= 4 * cols && ws.len() >= 4 * bpr && x.len() >= cols && xs.len() >= 2 * bpr);
-        // Four named accumulators (an array of v128 would live in memory, not registers).
-        let (mut a0, mut a1, mut a2, mut a3) = (f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0));
-        let (w0, w1, w2, w3) = (w.as_ptr(), unsafe { w.as_ptr().add(cols) }, unsafe { w.as_ptr().add(2 * cols) }, unsafe { w.as_ptr().add(3 * cols) });
-        for b in 0..bpr {
-            let o = b * BLOCK;
-            let xd = xs[2 * b];
-            // SAFETY: bounds asserted above; every row has bpr blocks of 32 quants.
-            unsafe {
-                let xp = x.as_ptr().add(o);
-                let s0 = block_dot(w0.add(o), xp);
-                let s1 = block_dot(w1.add(o), xp);
-                let s2 = block_dot(w2.add(o), xp);
-                let s3 = block_dot(w3.add(o), xp);
-                a0 = f32x4_add(a0, f32x4_mul(f32x4_convert_i32x4(s0), f32x4_splat(*ws.get_unchecked(b) * xd)));
-                a1 = f32x4_add(a1, f32x4_mul(f32x4_convert_i32x4(s1), f32x4_splat(*ws.get_unchecked(bpr + b) * xd)));
-                a2 = f32x4_add(a2, f32x4_mul(f32x4_convert_i32x4(s2), f32x4_splat(*ws.get_unchecked(2 * bpr + b) * xd)));
-                a3 = f32x4_add(a3, f32x4_mul(f32x4_convert_i32x4(s3), f32x4_splat(*ws.get_unchecked(3 * bpr + b) * xd)));
+    /// sum(w * qx) of one block of int8 weights (widened as they are loaded) against the
+    /// block's four input vectors, as four i32 lanes.
+    #[inline(always)]
+    unsafe fn row_dot(w: *const i8, x: &[v128; 4]) -> v128 {
+        let w = [0, 8, 16, 24].map(|k| i16x8_load_extend_i8x8(w.add(k)));
+        let s = i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1]));
+        i32x4_add(s, i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])))
+    }
+
+    /// Two rows' lane sums folded to [a0+a2, b0+b2, a1+a3, b1+b3].
+    #[inline(always)]
+    fn fold(a: v128, b: v128) -> v128 {
+        i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a, b), i32x4_shuffle::<2, 6, 3, 7>(a, b))
+    }
+
+    /// One block of a group of four rows (quants at `w`, scales at `ws`) against one input
+    /// block: the four rows' products, scaled.
+    #[inline(always)]
+    unsafe fn group_block(w: *const i8, ws: *const f32, x: *const i16, xd: *const f32) -> v128 {
+        let x = [0, 8, 16, 24].map(|k| v128_load(x.add(k) as *const v128));
+        let ab = fold(row_dot(w, &x), row_dot(w.add(BLOCK), &x));
+        let cd = fold(row_dot(w.add(2 * BLOCK), &x), row_dot(w.add(3 * BLOCK), &x));
+        let sums = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd));
+        f32x4_mul(f32x4_convert_i32x4(sums), f32x4_mul(v128_load(ws as *const v128), v128_load32_splat(xd as *const u32)))
+    }
+
+    /// A group of four rows (`w`: `[block][row][32]`, `ws`: `[block][row]`) times one input.
+    #[inline(never)]
+    pub fn dot4(w: &[i8], ws: &[f32], x: &[i16], xds: &[f32]) -> [f32; 4] {
+        let bpr = ws.len() / 4;
+        assert!(w.len() >= 4 * bpr * BLOCK && x.len() >= bpr * BLOCK && xds.len() >= 2 * bpr);
+        let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        let (mut w, mut ws, mut x, mut xds) = (w.as_ptr(), ws.as_ptr(), x.as_ptr(), xds.as_ptr());
+        let mut left = bpr;
+        // Two blocks per iteration (as in the Q4_1 kernel).
+        // SAFETY: each step reads the next one or two blocks of each stream, of which `left`
+        // remain (asserted above).
+        unsafe {
+            while left >= 2 {
+                acc0 = f32x4_add(acc0, group_block(w, ws, x, xds));
+                acc1 = f32x4_add(acc1, group_block(w.add(4 * BLOCK), ws.add(4), x.add(BLOCK), xds.add(2)));
+                (w, ws, x, xds, left) = (w.add(8 * BLOCK), ws.add(8), x.add(2 * BLOCK), xds.add(4), left - 2);
+            }
+            if left == 1 {
+                acc0 = f32x4_add(acc0, group_block(w, ws, x, xds));
             }
         }
-        [sum(a0), sum(a1), sum(a2), sum(a3)]
+        let acc = f32x4_add(acc0, acc1);
+        [f32x4_extract_lane::<0>(acc), f32x4_extract_lane::<1>(acc), f32x4_extract_lane::<2>(acc), f32x4_extract_lane::<3>(acc)]
     }
 }
 
@@ -275,11 +335,14 @@ mod kernel {
         acc
     }
 
-    pub fn dot4(w: &[i8], ws: &[f32], cols: usize, x: &[i16], xs: &[f32]) -> [f32; 4] {
-        let bpr = cols / BLOCK;
+    pub fn dot4(w: &[i8], ws: &[f32], x: &[i16], xs: &[f32]) -> [f32; 4] {
         let mut out = [0f32; 4];
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = dot1(&w[r * cols..(r + 1) * cols], &ws[r * bpr..(r + 1) * bpr], x, xs);
+        for (b, (wb, d)) in w.chunks_exact(4 * BLOCK).zip(ws.chunks_exact(4)).enumerate() {
+            let (xb, xd) = (&x[b * BLOCK..(b + 1) * BLOCK], xs[2 * b]);
+            for (r, o) in out.iter_mut().enumerate() {
+                let s: i32 = wb[r * BLOCK..(r + 1) * BLOCK].iter().zip(xb).map(|(&a, &c)| a as i32 * c as i32).sum();
+                *o += s as f32 * (d[r] * xd);
+            }
         }
         out
     }
