@@ -132,9 +132,10 @@ impl Q4Matrix {
                 put(i + 1, b);
                 i += 2;
             }
-            if i < n {
+            while i < n {
                 let (x, xds) = input(i);
                 put(i, dot4_unpacked(&unpacked, x, xds));
+                i += 1;
             }
         }
     }
@@ -306,13 +307,14 @@ mod kernel {
 
     /// One unpacked row against two inputs: each weight vector is loaded once for both.
     #[inline(always)]
-    unsafe fn row_dot2(w: *const i16, x0: &[v128; 4], x1: &[v128; 4]) -> (v128, v128) {
+    unsafe fn row_dot2(w: *const i16, x0: &[v128; 4], x1: &[v128; 4], fence: *mut v128) -> (v128, v128) {
         let (mut s0, mut s1) = (i32x4_splat(0), i32x4_splat(0));
         for k in 0..4 {
-            let wk = v128_load(w.add(8 * k) as *const v128);
+            let wk = core::ptr::read_volatile(w.add(8 * k) as *const v128);
             s0 = i32x4_add(s0, i32x4_dot_i16x8(wk, x0[k]));
             s1 = i32x4_add(s1, i32x4_dot_i16x8(wk, x1[k]));
         }
+        core::ptr::write_volatile(fence, i32x4_add(s0, s1));
         (s0, s1)
     }
 
@@ -325,16 +327,18 @@ mod kernel {
         assert!(x0.len() >= bpr * BLOCK && xds0.len() >= 2 * bpr && x1.len() >= bpr * BLOCK && xds1.len() >= 2 * bpr);
         let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
         let (mut w, mut dm) = (u.w.as_ptr(), u.dm.as_ptr());
+        let mut slot = i32x4_splat(0);
+        let fence: *mut v128 = &mut slot;
         let (mut x0, mut xds0, mut x1, mut xds1) = (x0.as_ptr(), xds0.as_ptr(), x1.as_ptr(), xds1.as_ptr());
         // SAFETY: each step reads the next block of each stream, bpr of them (asserted above).
         unsafe {
             for _ in 0..bpr {
                 let (v0, v1) = (load4(x0), load4(x1));
-                let (a0, a1) = row_dot2(w, &v0, &v1);
-                let (b0, b1) = row_dot2(w.add(BLOCK), &v0, &v1);
+                let (a0, a1) = row_dot2(w, &v0, &v1, fence);
+                let (b0, b1) = row_dot2(w.add(BLOCK), &v0, &v1, fence);
                 let (ab0, ab1) = (fold(a0, b0), fold(a1, b1));
-                let (c0, c1) = row_dot2(w.add(2 * BLOCK), &v0, &v1);
-                let (d0, d1) = row_dot2(w.add(3 * BLOCK), &v0, &v1);
+                let (c0, c1) = row_dot2(w.add(2 * BLOCK), &v0, &v1, fence);
+                let (d0, d1) = row_dot2(w.add(3 * BLOCK), &v0, &v1, fence);
                 acc0 = f32x4_add(acc0, scaled(finish(ab0, fold(c0, d0)), dm, xds0));
                 acc1 = f32x4_add(acc1, scaled(finish(ab1, fold(c1, d1)), dm, xds1));
                 (w, dm) = (w.add(4 * BLOCK), dm.add(8));
