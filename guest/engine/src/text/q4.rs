@@ -189,7 +189,7 @@ mod kernel {
     /// One row's packed block as four int16 vectors: weights 0..8, 8..16, 16..24, 24..32.
     #[inline(always)]
     unsafe fn widen(w: *const u8) -> [v128; 4] {
-        let p = v128_load(w as *const v128);
+        let p = core::ptr::read_volatile(w as *const v128);
         let mask = u16x8_splat(0x000F);
         [v128_and(p, mask), v128_and(u16x8_shr(p, 4), mask), v128_and(u16x8_shr(p, 8), mask), u16x8_shr(p, 12)]
     }
@@ -210,6 +210,17 @@ mod kernel {
                 }
             }
         }
+    }
+
+    /// Stores `v` to a scratch slot nobody reads, and returns it. Cranelift keeps loads and
+    /// stores in program order and computes pure values just before their first use by one,
+    /// so without such stores every load of a loop body is issued first and the vectors they
+    /// fill are spilled; a volatile store after each row makes its arithmetic happen there.
+    /// (Loads that must stay behind it are volatile too, so LLVM keeps the order.)
+    #[inline(always)]
+    unsafe fn pinned(v: v128, fence: *mut v128) -> v128 {
+        core::ptr::write_volatile(fence, v);
+        v
     }
 
     #[inline(always)]
@@ -253,10 +264,11 @@ mod kernel {
 
     /// One group's record at `p` against one input block.
     #[inline(always)]
-    unsafe fn record_dot(p: *const u8, x: *const i16, xds: *const f32) -> v128 {
+    unsafe fn record_dot(p: *const u8, x: *const i16, xds: *const f32, fence: *mut v128) -> v128 {
         let x = load4(x);
-        let ab = fold(dot(widen(p), &x), dot(widen(p.add(PACKED)), &x));
-        let cd = fold(dot(widen(p.add(2 * PACKED)), &x), dot(widen(p.add(3 * PACKED)), &x));
+        let row = |r: usize| pinned(dot(widen(p.add(r * PACKED)), &x), fence);
+        let ab = fold(row(0), row(1));
+        let cd = fold(row(2), row(3));
         scaled(finish(ab, cd), p.add(SCALES_AT) as *const f32, xds)
     }
 
@@ -267,6 +279,8 @@ mod kernel {
         assert!(x.len() >= bpr * BLOCK && xds.len() >= 2 * bpr);
         let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
         let (mut p, mut x, mut xds) = (records.as_ptr(), x.as_ptr(), xds.as_ptr());
+        let mut slot = i32x4_splat(0);
+        let fence: *mut v128 = &mut slot;
         let mut left = bpr;
         // Two blocks per iteration: half the loop overhead (and Wasmtime's interruption check
         // at every loop header), and two independent accumulations.
@@ -274,12 +288,12 @@ mod kernel {
         // remain (asserted above).
         unsafe {
             while left >= 2 {
-                acc0 = f32x4_add(acc0, record_dot(p, x, xds));
-                acc1 = f32x4_add(acc1, record_dot(p.add(RECORD), x.add(BLOCK), xds.add(2)));
+                acc0 = f32x4_add(acc0, record_dot(p, x, xds, fence));
+                acc1 = f32x4_add(acc1, record_dot(p.add(RECORD), x.add(BLOCK), xds.add(2), fence));
                 (p, x, xds, left) = (p.add(2 * RECORD), x.add(2 * BLOCK), xds.add(4), left - 2);
             }
             if left == 1 {
-                acc0 = f32x4_add(acc0, record_dot(p, x, xds));
+                acc0 = f32x4_add(acc0, record_dot(p, x, xds, fence));
             }
         }
         lanes(f32x4_add(acc0, acc1))
@@ -314,7 +328,7 @@ mod kernel {
             s0 = i32x4_add(s0, i32x4_dot_i16x8(wk, x0[k]));
             s1 = i32x4_add(s1, i32x4_dot_i16x8(wk, x1[k]));
         }
-        core::ptr::write_volatile(fence, i32x4_add(s0, s1));
+        pinned(i32x4_add(s0, s1), fence);
         (s0, s1)
     }
 

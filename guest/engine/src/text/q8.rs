@@ -288,10 +288,17 @@ mod kernel {
     /// One block of a group of four rows (quants at `w`, scales at `ws`) against one input
     /// block: the four rows' products, scaled.
     #[inline(always)]
-    unsafe fn group_block(w: *const i8, ws: *const f32, x: *const i16, xd: *const f32) -> v128 {
+    unsafe fn group_block(w: *const i8, ws: *const f32, x: *const i16, xd: *const f32, fence: *mut v128) -> v128 {
         let x = [0, 8, 16, 24].map(|k| v128_load(x.add(k) as *const v128));
-        let ab = fold(row_dot(w, &x), row_dot(w.add(BLOCK), &x));
-        let cd = fold(row_dot(w.add(2 * BLOCK), &x), row_dot(w.add(3 * BLOCK), &x));
+        // A store after each row keeps Cranelift from issuing every load first (see
+        // `q4::kernel::pinned`).
+        let row = |r: usize| {
+            let v = row_dot(w.add(r * BLOCK), &x);
+            core::ptr::write_volatile(fence, v);
+            v
+        };
+        let ab = fold(row(0), row(1));
+        let cd = fold(row(2), row(3));
         let sums = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd));
         f32x4_mul(f32x4_convert_i32x4(sums), f32x4_mul(v128_load(ws as *const v128), v128_load32_splat(xd as *const u32)))
     }
@@ -303,18 +310,20 @@ mod kernel {
         assert!(w.len() >= 4 * bpr * BLOCK && x.len() >= bpr * BLOCK && xds.len() >= 2 * bpr);
         let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
         let (mut w, mut ws, mut x, mut xds) = (w.as_ptr(), ws.as_ptr(), x.as_ptr(), xds.as_ptr());
+        let mut slot = i32x4_splat(0);
+        let fence: *mut v128 = &mut slot;
         let mut left = bpr;
         // Two blocks per iteration (as in the Q4_1 kernel).
         // SAFETY: each step reads the next one or two blocks of each stream, of which `left`
         // remain (asserted above).
         unsafe {
             while left >= 2 {
-                acc0 = f32x4_add(acc0, group_block(w, ws, x, xds));
-                acc1 = f32x4_add(acc1, group_block(w.add(4 * BLOCK), ws.add(4), x.add(BLOCK), xds.add(2)));
+                acc0 = f32x4_add(acc0, group_block(w, ws, x, xds, fence));
+                acc1 = f32x4_add(acc1, group_block(w.add(4 * BLOCK), ws.add(4), x.add(BLOCK), xds.add(2), fence));
                 (w, ws, x, xds, left) = (w.add(8 * BLOCK), ws.add(8), x.add(2 * BLOCK), xds.add(4), left - 2);
             }
             if left == 1 {
-                acc0 = f32x4_add(acc0, group_block(w, ws, x, xds));
+                acc0 = f32x4_add(acc0, group_block(w, ws, x, xds, fence));
             }
         }
         let acc = f32x4_add(acc0, acc1);
