@@ -29,6 +29,22 @@ fn sum(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The largest of `a` mapped through `f`, or `init` if larger (or `a` is empty). A compare
+/// and select rather than `f32::max`, whose NaN rule has no SIMD128 instruction: in the
+/// component that was a call to libm's `fmaxf` for every value.
+#[inline(always)]
+pub fn max_of(a: &[f32], init: f32, f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [init; LANES];
+    let chunks = a.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().fold(init, |m, &v| if f(v) > m { f(v) } else { m });
+    for x in chunks {
+        for i in 0..LANES {
+            acc[i] = if f(x[i]) > acc[i] { f(x[i]) } else { acc[i] };
+        }
+    }
+    acc.iter().fold(tail, |m, &v| if v > m { v } else { m })
+}
+
 /// `y += a * x`.
 pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
@@ -72,7 +88,7 @@ fn exp(x: f32) -> f32 {
 
 /// Softmax in place.
 pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let max = max_of(x, f32::NEG_INFINITY, |v| v);
     for v in x.iter_mut() {
         *v = exp(*v - max);
     }
@@ -110,7 +126,7 @@ impl Activation {
                 // tanh(u) = 1 - 2 / (e^2u + 1)
                 *v = 0.5 * *v * (2.0 - 2.0 / (exp(2.0 * u) + 1.0));
             }),
-            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Relu => x.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
         }
     }
 }

@@ -73,7 +73,7 @@ impl QMatrix {
 
 /// `v` as integers in [-max, max] into `q`; returns the scale that maps them back.
 fn quantize(v: &[f32], max: f32, q: &mut [i16]) -> f32 {
-    let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let amax = crate::embed::ops::max_of(v, 0.0, f32::abs);
     let scale = amax / max;
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     // Adding and subtracting 1.5 * 2^23 rounds to nearest-even without a libm call, which

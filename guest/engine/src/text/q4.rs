@@ -38,8 +38,14 @@ pub struct Q4Matrix {
     pub cols: usize,
     /// Records of `RECORD` bytes, `[group of four rows][block]` (see the module comment);
     /// rows padded with zeros to a multiple of four so every pass handles four rows.
-    records: Vec<u8>,
+    /// Held in pieces of `CHUNK_GROUPS` groups: a load builds these while it hands the file's
+    /// memory back tensor by tensor, and pieces this size fit the holes that leaves (one
+    /// buffer per matrix, 1.2x the bytes the file freed for it, did not, and the linear
+    /// memory grew past what memory-stats accounts for).
+    chunks: Vec<Vec<u8>>,
 }
+
+const CHUNK_GROUPS: usize = 32;
 
 impl Q4Matrix {
     /// From a 2-D Q4_1 tensor (rows x cols, rows being outputs).
@@ -61,13 +67,19 @@ impl Q4Matrix {
             return Err(EngineError::Internal(format!("Q4_1 data of {} bytes for {} blocks", data.len(), rows * bpr)));
         }
         // Fallible: weights are the big allocations of a load, made without a probe beforehand.
-        let len = rows.div_ceil(4) * bpr * RECORD;
-        let mut records = Vec::new();
-        records.try_reserve_exact(len).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
-        records.resize(len, 0);
+        let groups = rows.div_ceil(4);
+        let mut chunks = Vec::with_capacity(groups.div_ceil(CHUNK_GROUPS));
+        for first in (0..groups).step_by(CHUNK_GROUPS) {
+            let len = (groups - first).min(CHUNK_GROUPS) * bpr * RECORD;
+            let mut chunk = Vec::new();
+            chunk.try_reserve_exact(len).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
+            chunk.resize(len, 0);
+            chunks.push(chunk);
+        }
         for (i, block) in data.chunks_exact(BLOCK_BYTES).enumerate() {
             let (r, b) = (i / bpr, i % bpr);
-            let (record, row) = (&mut records[((r / 4) * bpr + b) * RECORD..][..RECORD], r % 4);
+            let (g, row) = (r / 4, r % 4);
+            let record = &mut chunks[g / CHUNK_GROUPS][((g % CHUNK_GROUPS) * bpr + b) * RECORD..][..RECORD];
             let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
             let m = f16::from_le_bytes([block[2], block[3]]).to_f32();
             record[SCALES_AT + 4 * row..][..4].copy_from_slice(&d.to_le_bytes());
@@ -80,17 +92,23 @@ impl Q4Matrix {
                 packed[2 * j + 1] = w(j + 16) | w(j + 24) << 4;
             }
         }
-        Ok(Q4Matrix { rows, cols, records })
+        Ok(Q4Matrix { rows, cols, chunks })
     }
 
     pub fn bytes(&self) -> u64 {
-        self.records.len() as u64
+        self.chunks.iter().map(|c| c.len() as u64).sum()
+    }
+
+    /// The records of group `g` (rows 4g..4g+4), one per block.
+    fn group(&self, g: usize) -> &[u8] {
+        let size = self.cols / BLOCK * RECORD;
+        &self.chunks[g / CHUNK_GROUPS][(g % CHUNK_GROUPS) * size..][..size]
     }
 
     /// Row `i` dequantized.
     pub fn row(&self, i: usize, out: &mut [f32]) {
-        let (bpr, row) = (self.cols / BLOCK, i % 4);
-        for (b, record) in self.records[(i / 4) * bpr * RECORD..][..bpr * RECORD].chunks_exact(RECORD).enumerate() {
+        let row = i % 4;
+        for (b, record) in self.group(i / 4).chunks_exact(RECORD).enumerate() {
             let (d, m) = (f32_at(record, SCALES_AT + 4 * row), f32_at(record, MINS_AT + 4 * row));
             let mut q = [0u8; BLOCK];
             unpack_packed(&record[row * PACKED..][..PACKED], &mut q);
@@ -115,7 +133,8 @@ impl Q4Matrix {
         // Several inputs (a prompt): each group of rows is unpacked to int16 once and then
         // serves every input with no per-input nibble work.
         let mut unpacked = Unpacked::new(if n > 1 { bpr } else { 0 });
-        for (g, records) in self.records.chunks_exact(bpr * RECORD).enumerate() {
+        for g in 0..self.rows.div_ceil(4) {
+            let records = self.group(g);
             let (r, live) = (4 * g, (self.rows - 4 * g).min(4));
             let mut put = |i: usize, dots: [f32; 4]| out[i * stride + r..i * stride + r + live].copy_from_slice(&dots[..live]);
             if n == 1 {
