@@ -6,6 +6,8 @@ pub mod llama;
 pub mod q4;
 pub mod q8;
 pub mod sampler;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
 pub mod tokenizer;
 pub mod weights;
 

@@ -204,6 +204,7 @@ mod kernel {
     use core::arch::wasm32::*;
 
     use super::{Unpacked, BLOCK, PACKED, RECORD, SCALES_AT};
+    use crate::text::simd::{dot, finish, fold, lanes, load4, pinned};
 
     /// One row's packed block as four int16 vectors: weights 0..8, 8..16, 16..24, 24..32.
     #[inline(always)]
@@ -231,42 +232,6 @@ mod kernel {
         }
     }
 
-    /// Stores `v` to a scratch slot nobody reads, and returns it. Cranelift keeps loads and
-    /// stores in program order and computes pure values just before their first use by one,
-    /// so without such stores every load of a loop body is issued first and the vectors they
-    /// fill are spilled; a volatile store after each row makes its arithmetic happen there.
-    /// (Loads that must stay behind it are volatile too, so LLVM keeps the order.)
-    #[inline(always)]
-    unsafe fn pinned(v: v128, fence: *mut v128) -> v128 {
-        core::ptr::write_volatile(fence, v);
-        v
-    }
-
-    #[inline(always)]
-    unsafe fn load4(x: *const i16) -> [v128; 4] {
-        [0, 8, 16, 24].map(|k| v128_load(x.add(k) as *const v128))
-    }
-
-    /// sum(q * qx) of four int16 weight vectors against a block's four input vectors, as
-    /// four i32 lanes.
-    #[inline(always)]
-    fn dot(w: [v128; 4], x: &[v128; 4]) -> v128 {
-        let s = i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1]));
-        i32x4_add(s, i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])))
-    }
-
-    /// Two rows' lane sums folded to [a0+a2, b0+b2, a1+a3, b1+b3].
-    #[inline(always)]
-    fn fold(a: v128, b: v128) -> v128 {
-        i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a, b), i32x4_shuffle::<2, 6, 3, 7>(a, b))
-    }
-
-    /// Four rows' sums from two folds: [sum(a), sum(b), sum(c), sum(d)].
-    #[inline(always)]
-    fn finish(ab: v128, cd: v128) -> v128 {
-        i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd))
-    }
-
     /// One block of four rows: the integer sums times the rows' scales (`dm`, then their
     /// minimums at `dm + 4`) times the input's scale, plus the minimums times the input's
     /// block sum (`xds`: scale, then sum).
@@ -277,9 +242,6 @@ mod kernel {
         f32x4_add(f32x4_mul(f32x4_convert_i32x4(sums), d), m)
     }
 
-    fn lanes(v: v128) -> [f32; 4] {
-        [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
-    }
 
     /// One group's record at `p` against one input block.
     #[inline(always)]

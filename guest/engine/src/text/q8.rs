@@ -243,6 +243,7 @@ mod kernel {
     use core::arch::wasm32::*;
 
     use super::BLOCK;
+    use crate::text::simd::{dot, finish, fold, lanes, load4, pinned};
 
     #[inline(always)]
     unsafe fn block_dot(w: *const i8, x: *const i16) -> v128 {
@@ -274,32 +275,17 @@ mod kernel {
     /// block's four input vectors, as four i32 lanes.
     #[inline(always)]
     unsafe fn row_dot(w: *const i8, x: &[v128; 4]) -> v128 {
-        let w = [0, 8, 16, 24].map(|k| i16x8_load_extend_i8x8(w.add(k)));
-        let s = i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1]));
-        i32x4_add(s, i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])))
-    }
-
-    /// Two rows' lane sums folded to [a0+a2, b0+b2, a1+a3, b1+b3].
-    #[inline(always)]
-    fn fold(a: v128, b: v128) -> v128 {
-        i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a, b), i32x4_shuffle::<2, 6, 3, 7>(a, b))
+        dot([0, 8, 16, 24].map(|k| i16x8_load_extend_i8x8(w.add(k))), x)
     }
 
     /// One block of a group of four rows (quants at `w`, scales at `ws`) against one input
     /// block: the four rows' products, scaled.
     #[inline(always)]
     unsafe fn group_block(w: *const i8, ws: *const f32, x: *const i16, xd: *const f32, fence: *mut v128) -> v128 {
-        let x = [0, 8, 16, 24].map(|k| v128_load(x.add(k) as *const v128));
-        // A store after each row keeps Cranelift from issuing every load first (see
-        // `q4::kernel::pinned`).
-        let row = |r: usize| {
-            let v = row_dot(w.add(r * BLOCK), &x);
-            core::ptr::write_volatile(fence, v);
-            v
-        };
-        let ab = fold(row(0), row(1));
-        let cd = fold(row(2), row(3));
-        let sums = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd));
+        let x = load4(x);
+        // A store after each row keeps Cranelift from issuing every load first.
+        let row = |r: usize| pinned(row_dot(w.add(r * BLOCK), &x), fence);
+        let sums = finish(fold(row(0), row(1)), fold(row(2), row(3)));
         f32x4_mul(f32x4_convert_i32x4(sums), f32x4_mul(v128_load(ws as *const v128), v128_load32_splat(xd as *const u32)))
     }
 
@@ -326,8 +312,7 @@ mod kernel {
                 acc0 = f32x4_add(acc0, group_block(w, ws, x, xds, fence));
             }
         }
-        let acc = f32x4_add(acc0, acc1);
-        [f32x4_extract_lane::<0>(acc), f32x4_extract_lane::<1>(acc), f32x4_extract_lane::<2>(acc), f32x4_extract_lane::<3>(acc)]
+        lanes(f32x4_add(acc0, acc1))
     }
 }
 
