@@ -18,7 +18,10 @@ pub struct QMatrix {
     pub cols: usize,
     /// `cols` rounded up to `STEP`; the padding holds zeros.
     stride: usize,
-    /// rows x stride quants.
+    /// rows x stride quants. Each group of four rows is interleaved by eight columns,
+    /// `[group][column / 8][row][8]`, so a kernel walks one weight pointer with constant
+    /// offsets (four row pointers did not fit the registers Wasmtime has left); the last
+    /// `rows % 4` rows stay row after row.
     qs: Vec<i16>,
     /// Per-row scale.
     scales: Vec<f32>,
@@ -49,7 +52,25 @@ impl QMatrix {
         for (row, q) in w.chunks_exact(cols.max(1)).zip(qs.chunks_exact_mut(stride)) {
             scales.push(quantize(row, WEIGHT_MAX as f32, &mut q[..cols]));
         }
+        let mut group = vec![0i16; 4 * stride];
+        for q in qs.chunks_exact_mut(4 * stride) {
+            group.copy_from_slice(q);
+            for (c, dst) in q.chunks_exact_mut(8).enumerate() {
+                let (block, row) = (c / 4, c % 4);
+                dst.copy_from_slice(&group[row * stride + block * 8..][..8]);
+            }
+        }
         Some(QMatrix { rows, cols, stride, qs, scales, bias, act_max: act_max as f32 })
+    }
+
+    /// Quant of row `r`, column `k`, in the interleaved layout.
+    #[cfg_attr(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"), allow(dead_code))]
+    fn quant(&self, r: usize, k: usize) -> i16 {
+        if r < self.rows / 4 * 4 {
+            self.qs[(r / 4) * 4 * self.stride + ((k / 8) * 4 + r % 4) * 8 + k % 8]
+        } else {
+            self.qs[r * self.stride + k]
+        }
     }
 
     pub fn bytes(&self) -> u64 {
@@ -76,13 +97,44 @@ fn quantize(v: &[f32], max: f32, q: &mut [i16]) -> f32 {
     let amax = crate::embed::ops::max_of(v, 0.0, f32::abs);
     let scale = amax / max;
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    round_into(v, inv, q);
+    scale
+}
+
+/// `q[i] = round(v[i] * inv)`, ties to even; |v[i] * inv| <= max < 2^15.
+fn round_into(v: &[f32], inv: f32, q: &mut [i16]) {
+    let n = v.len().min(q.len());
+    let done = round_simd(&v[..n], inv, &mut q[..n]);
     // Adding and subtracting 1.5 * 2^23 rounds to nearest-even without a libm call, which
     // keeps this loop vectorised natively too; |x * inv| <= max < 2^22.
     const ROUND: f32 = 12_582_912.0;
-    for (q, &x) in q.iter_mut().zip(v) {
+    for (q, &x) in q[done..n].iter_mut().zip(&v[done..n]) {
         *q = ((x * inv + ROUND) - ROUND) as i16;
     }
-    scale
+}
+
+/// The leading multiple of eight values of [`round_into`] with SIMD128 (LLVM leaves the
+/// saturating float-to-int cast scalar in wasm: a compare and two selects per value, 8% of an
+/// embedding); returns how many it did. `v` and `q` have the same length.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn round_simd(v: &[f32], inv: f32, q: &mut [i16]) -> usize {
+    use core::arch::wasm32::*;
+    let inv = f32x4_splat(inv);
+    let mut done = 0;
+    while done + 8 <= v.len() {
+        // SAFETY: values done..done + 8 are within v and q (same length).
+        unsafe {
+            let at = |k: usize| i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(v128_load(v.as_ptr().add(done + k) as *const v128), inv)));
+            v128_store(q.as_mut_ptr().add(done) as *mut v128, i16x8_narrow_i32x4(at(0), at(4)));
+        }
+        done += 8;
+    }
+    done
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn round_simd(_: &[f32], _: f32, _: &mut [i16]) -> usize {
+    0
 }
 
 /// The few 128-bit integer operations the kernel needs, for wasm SIMD128 and x86-64 SSE2
@@ -190,28 +242,28 @@ mod kernel {
         madd(madd(acc, load(w), x0), load(w.add(8)), x1)
     }
 
-    /// Sums of four weight rows against two tokens. Each weight vector is loaded once and
-    /// used for both tokens: eight accumulators, two token vectors, one weight vector and
-    /// one product fit the sixteen vector registers of x86-64 hosts.
+    /// Sums of a group of four weight rows (`w`, interleaved) against two tokens. Each weight
+    /// vector is loaded once and used for both tokens: eight accumulators, two token vectors,
+    /// one weight vector and one product fit the sixteen vector registers of x86-64 hosts.
     #[inline(always)]
     unsafe fn rows4_tokens2(w: *const i16, stride: usize, x0: *const i16, x1: *const i16) -> (V, V) {
         let z = zero();
         let (mut a00, mut a10, mut a20, mut a30, mut a01, mut a11, mut a21, mut a31) = (z, z, z, z, z, z, z, z);
-        let (w0, w1, w2, w3) = (w, w.add(stride), w.add(2 * stride), w.add(3 * stride));
         let mut k = 0;
         while k < stride {
-            for h in [k, k + 8] {
-                let (p, q) = (load(x0.add(h)), load(x1.add(h)));
-                let v = load(w0.add(h));
+            let wk = w.add(4 * k);
+            for h in [0, 8] {
+                let (p, q) = (load(x0.add(k + h)), load(x1.add(k + h)));
+                let v = load(wk.add(4 * h));
                 a00 = madd(a00, v, p);
                 a01 = madd(a01, v, q);
-                let v = load(w1.add(h));
+                let v = load(wk.add(4 * h + 8));
                 a10 = madd(a10, v, p);
                 a11 = madd(a11, v, q);
-                let v = load(w2.add(h));
+                let v = load(wk.add(4 * h + 16));
                 a20 = madd(a20, v, p);
                 a21 = madd(a21, v, q);
-                let v = load(w3.add(h));
+                let v = load(wk.add(4 * h + 24));
                 a30 = madd(a30, v, p);
                 a31 = madd(a31, v, q);
             }
@@ -227,10 +279,11 @@ mod kernel {
         let mut k = 0;
         while k < stride {
             let (p, q) = (load(x.add(k)), load(x.add(k + 8)));
-            a0 = step(a0, w.add(k), p, q);
-            a1 = step(a1, w.add(stride + k), p, q);
-            a2 = step(a2, w.add(2 * stride + k), p, q);
-            a3 = step(a3, w.add(3 * stride + k), p, q);
+            let wk = w.add(4 * k);
+            a0 = madd(madd(a0, load(wk), p), load(wk.add(32)), q);
+            a1 = madd(madd(a1, load(wk.add(8)), p), load(wk.add(40)), q);
+            a2 = madd(madd(a2, load(wk.add(16)), p), load(wk.add(48)), q);
+            a3 = madd(madd(a3, load(wk.add(24)), p), load(wk.add(56)), q);
             k += STEP;
         }
         reduce4(a0, a1, a2, a3)
@@ -294,9 +347,9 @@ mod kernel {
 
     /// Plain loops for other targets (LLVM vectorises the i16 dot product).
     pub fn product(m: &QMatrix, xq: &[i16], xs: &[f32], out: &mut [f32]) {
-        for (r, w) in m.qs.chunks_exact(m.stride).enumerate() {
+        for r in 0..m.rows {
             for (t, x) in xq.chunks_exact(m.stride).enumerate() {
-                let s: i32 = w.iter().zip(x).map(|(&a, &b)| a as i32 * b as i32).sum();
+                let s: i32 = x.iter().enumerate().map(|(k, &b)| m.quant(r, k) as i32 * b as i32).sum();
                 out[t * m.rows + r] = s as f32 * (m.scales[r] * xs[t]) + m.bias[r];
             }
         }
