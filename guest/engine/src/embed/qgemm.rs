@@ -9,7 +9,7 @@
 /// Largest weight quant: 10 bits keep the per-row rounding error near 0.1 % of a weight.
 const WEIGHT_MAX: i32 = 511;
 /// Rows are padded with zeros to a multiple of this (one unrolled step of the SIMD kernel).
-const STEP: usize = 16;
+const STEP: usize = 32;
 
 pub struct QMatrix {
     /// Outputs.
@@ -252,7 +252,9 @@ mod kernel {
         let mut k = 0;
         while k < stride {
             let wk = w.add(4 * k);
-            for h in [0, 8] {
+            // Thirty-two columns per iteration: Wasmtime's loop overhead (its interruption
+            // check, spilled loop state) costs more than spilling some of the loaded vectors.
+            for h in [0, 8, 16, 24] {
                 let (p, q) = (load(x0.add(k + h)), load(x1.add(k + h)));
                 let v = load(wk.add(4 * h));
                 a00 = madd(a00, v, p);
@@ -278,12 +280,14 @@ mod kernel {
         let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
         let mut k = 0;
         while k < stride {
-            let (p, q) = (load(x.add(k)), load(x.add(k + 8)));
-            let wk = w.add(4 * k);
-            a0 = madd(madd(a0, load(wk), p), load(wk.add(32)), q);
-            a1 = madd(madd(a1, load(wk.add(8)), p), load(wk.add(40)), q);
-            a2 = madd(madd(a2, load(wk.add(16)), p), load(wk.add(48)), q);
-            a3 = madd(madd(a3, load(wk.add(24)), p), load(wk.add(56)), q);
+            for h in [0, 16] {
+                let (p, q) = (load(x.add(k + h)), load(x.add(k + h + 8)));
+                let wk = w.add(4 * (k + h));
+                a0 = madd(madd(a0, load(wk), p), load(wk.add(32)), q);
+                a1 = madd(madd(a1, load(wk.add(8)), p), load(wk.add(40)), q);
+                a2 = madd(madd(a2, load(wk.add(16)), p), load(wk.add(48)), q);
+                a3 = madd(madd(a3, load(wk.add(24)), p), load(wk.add(56)), q);
+            }
             k += STEP;
         }
         reduce4(a0, a1, a2, a3)
@@ -294,7 +298,9 @@ mod kernel {
         let mut a = zero();
         let mut k = 0;
         while k < stride {
-            a = step(a, w.add(k), load(x.add(k)), load(x.add(k + 8)));
+            for h in [k, k + 16] {
+                a = step(a, w.add(h), load(x.add(h)), load(x.add(h + 8)));
+            }
             k += STEP;
         }
         sum(a)
