@@ -22,8 +22,9 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::text::q8::QuantizedInput;
+use crate::text::weights::{check_blocks, tensor_blocks, weight_buffer};
 
 const BLOCK: usize = 32;
 const BLOCK_BYTES: usize = 20;
@@ -50,29 +51,18 @@ const CHUNK_GROUPS: usize = 32;
 impl Q4Matrix {
     /// From a 2-D Q4_1 tensor (rows x cols, rows being outputs).
     pub fn from_qtensor(t: &QTensor) -> Result<Self> {
-        if t.dtype() != GgmlDType::Q4_1 {
-            return Err(EngineError::Internal(format!("Q4Matrix from a {:?} tensor", t.dtype())));
-        }
-        let (rows, cols) = t.shape().dims2()?;
-        Self::from_blocks(&t.data()?, rows, cols)
+        let (data, rows, cols) = tensor_blocks(t, GgmlDType::Q4_1)?;
+        Self::from_blocks(&data, rows, cols)
     }
 
     /// From Q4_1 blocks as a GGUF file holds them.
     pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        if !cols.is_multiple_of(BLOCK) {
-            return Err(EngineError::Internal(format!("Q4_1 rows of {cols} values")));
-        }
-        let bpr = cols / BLOCK;
-        if data.len() != rows * bpr * BLOCK_BYTES {
-            return Err(EngineError::Internal(format!("Q4_1 data of {} bytes for {} blocks", data.len(), rows * bpr)));
-        }
-        // Fallible: weights are the big allocations of a load, made without a probe beforehand.
+        let bpr = check_blocks(GgmlDType::Q4_1, data, rows, cols)?;
         let groups = rows.div_ceil(4);
         let mut chunks = Vec::with_capacity(groups.div_ceil(CHUNK_GROUPS));
         for first in (0..groups).step_by(CHUNK_GROUPS) {
             let len = (groups - first).min(CHUNK_GROUPS) * bpr * RECORD;
-            let mut chunk = Vec::new();
-            chunk.try_reserve_exact(len).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
+            let mut chunk = weight_buffer(len, rows, cols)?;
             chunk.resize(len, 0);
             chunks.push(chunk);
         }

@@ -16,6 +16,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
 use crate::error::{EngineError, Result};
+use crate::text::weights::{check_blocks, tensor_blocks, weight_buffer};
 
 const BLOCK: usize = 32;
 const BLOCK_BYTES: usize = 34;
@@ -32,28 +33,15 @@ pub struct Q8Matrix {
 impl Q8Matrix {
     /// From a 2-D Q8_0 tensor (rows x cols, rows being outputs).
     pub fn from_qtensor(t: &QTensor) -> Result<Self> {
-        if t.dtype() != GgmlDType::Q8_0 {
-            return Err(EngineError::Internal(format!("Q8Matrix from a {:?} tensor", t.dtype())));
-        }
-        let (rows, cols) = t.shape().dims2()?;
-        Self::from_blocks(&t.data()?, rows, cols)
+        let (data, rows, cols) = tensor_blocks(t, GgmlDType::Q8_0)?;
+        Self::from_blocks(&data, rows, cols)
     }
 
     /// From Q8_0 blocks as a GGUF file holds them.
     pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        if !cols.is_multiple_of(BLOCK) {
-            return Err(EngineError::Internal(format!("Q8_0 rows of {cols} values")));
-        }
-        let blocks = rows * cols / BLOCK;
-        if data.len() != blocks * BLOCK_BYTES {
-            return Err(EngineError::Internal(format!("Q8_0 data of {} bytes for {blocks} blocks", data.len())));
-        }
-        // Fallible: weights are the big allocations of a load, made without a probe beforehand.
-        let no_memory = |_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix"));
-        let mut qs = Vec::new();
-        qs.try_reserve_exact(rows * cols).map_err(no_memory)?;
-        let mut scales = Vec::new();
-        scales.try_reserve_exact(blocks).map_err(no_memory)?;
+        let blocks = rows * check_blocks(GgmlDType::Q8_0, data, rows, cols)?;
+        let mut qs = weight_buffer(rows * cols, rows, cols)?;
+        let mut scales = weight_buffer(blocks, rows, cols)?;
         for block in data.chunks_exact(BLOCK_BYTES) {
             scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
             qs.extend(block[2..].iter().map(|&b| b as i8));
@@ -65,15 +53,9 @@ impl Q8Matrix {
     /// quants are moved to the front of the file's own buffer and it becomes the matrix, so
     /// the first tensor of a file (the token embeddings, usually) is never held twice.
     pub fn from_file_tail(mut file: Vec<u8>, start: usize, rows: usize, cols: usize) -> Result<Self> {
-        if !cols.is_multiple_of(BLOCK) {
-            return Err(EngineError::Internal(format!("Q8_0 rows of {cols} values")));
-        }
-        let blocks = rows * cols / BLOCK;
-        if file.len().checked_sub(start) != Some(blocks * BLOCK_BYTES) {
-            return Err(EngineError::Internal(format!("Q8_0 data of {} bytes for {blocks} blocks", file.len().saturating_sub(start))));
-        }
-        let mut scales = Vec::new();
-        scales.try_reserve_exact(blocks).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
+        let tail = file.get(start..).ok_or_else(|| EngineError::Internal(format!("Q8_0 data at {start} past the end of {} bytes", file.len())))?;
+        let blocks = rows * check_blocks(GgmlDType::Q8_0, tail, rows, cols)?;
+        let mut scales = weight_buffer(blocks, rows, cols)?;
         for b in 0..blocks {
             // Block b's quants land at b * 32, before where block b + 1 starts: nothing unread
             // is overwritten.

@@ -1,6 +1,7 @@
 //! Turns GGUF tensors into candle tensors, converting block types on the way as the load
 //! options ask, one tensor at a time so a conversion never holds a whole f32 model.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QTensor};
@@ -252,4 +253,33 @@ fn raw_qtensor(raw: &[u8], dtype: GgmlDType, shape: Vec<usize>) -> candle_core::
 
 fn dominant(by_type: &BTreeMap<String, u64>) -> String {
     by_type.iter().max_by_key(|(_, &b)| b).map(|(t, _)| t.clone()).unwrap_or_default()
+}
+
+/// The blocks of a 2-D `kind` tensor (rows x cols, rows being outputs), for the own layouts.
+pub(crate) fn tensor_blocks(t: &QTensor, kind: GgmlDType) -> Result<(Cow<'_, [u8]>, usize, usize)> {
+    if t.dtype() != kind {
+        return Err(EngineError::Internal(format!("{kind:?} layout from a {:?} tensor", t.dtype())));
+    }
+    let (rows, cols) = t.shape().dims2()?;
+    Ok((t.data()?, rows, cols))
+}
+
+/// Checks that `data` is whole `kind` blocks of a rows x cols matrix; returns the blocks per row.
+pub(crate) fn check_blocks(kind: GgmlDType, data: &[u8], rows: usize, cols: usize) -> Result<usize> {
+    if !cols.is_multiple_of(kind.block_size()) {
+        return Err(EngineError::Internal(format!("{kind:?} rows of {cols} values")));
+    }
+    let bpr = cols / kind.block_size();
+    if data.len() != rows * bpr * kind.type_size() {
+        return Err(EngineError::Internal(format!("{kind:?} data of {} bytes for {} blocks", data.len(), rows * bpr)));
+    }
+    Ok(bpr)
+}
+
+/// An empty buffer with room for `len` values, or an error rather than a trap when memory runs
+/// out: weights are the big allocations of a load, made without a probe beforehand.
+pub(crate) fn weight_buffer<T>(len: usize, rows: usize, cols: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| EngineError::ResourceExhausted(format!("no memory left for a {rows}x{cols} weight matrix")))?;
+    Ok(v)
 }
