@@ -8,8 +8,8 @@
 
 /// Largest weight quant: 10 bits keep the per-row rounding error near 0.1 % of a weight.
 const WEIGHT_MAX: i32 = 511;
-/// Rows are padded with zeros to a multiple of this (one unrolled step of the SIMD kernel).
-const STEP: usize = 32;
+/// Rows are padded with zeros to a multiple of this (one iteration of the SIMD kernel).
+const STEP: usize = 128;
 
 pub struct QMatrix {
     /// Outputs.
@@ -150,9 +150,12 @@ mod simd {
         i32x4_splat(0)
     }
 
+    pub use crate::text::simd::pinned;
+
+    /// Volatile, so LLVM keeps each load after the `pinned` store before it.
     #[inline(always)]
     pub unsafe fn load(p: *const i16) -> V {
-        v128_load(p as *const v128)
+        core::ptr::read_volatile(p as *const v128)
     }
 
     /// `acc + dot(w, x)`, pairwise: eight i16 products into four i32 lanes.
@@ -200,6 +203,12 @@ mod simd {
         _mm_loadu_si128(p as *const __m128i)
     }
 
+    /// LLVM's native code needs no fence (see the wasm `pinned`).
+    #[inline(always)]
+    pub unsafe fn pinned(v: V, _fence: *mut V) -> V {
+        v
+    }
+
     #[inline(always)]
     pub fn madd(acc: V, w: V, x: V) -> V {
         // SAFETY: SSE2 is part of the x86-64 baseline.
@@ -233,74 +242,82 @@ mod simd {
 
 #[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
 mod kernel {
-    use super::simd::{load, madd, reduce4, store4, sum, zero, V};
+    use super::simd::{load, madd, pinned, reduce4, store4, sum, zero, V};
     use super::{QMatrix, STEP};
 
-    /// Adds 16 products of `w` and `x` into `acc`.
-    #[inline(always)]
-    unsafe fn step(acc: V, w: *const i16, x0: V, x1: V) -> V {
-        madd(madd(acc, load(w), x0), load(w.add(8)), x1)
+    /// Runs `$body` with `$h` = 0, 8, ..., STEP - 8: the eight-column pieces of one loop
+    /// iteration, written out (LLVM turns a loop over a constant array into a loop that reads
+    /// the array, which costs Wasmtime a loop header per piece).
+    macro_rules! each_8_columns {
+        ($h:ident => $body:block) => {
+            each_8_columns!(@ $h $body 0 8 16 24 32 40 48 56 64 72 80 88 96 104 112 120)
+        };
+        (@ $h:ident $body:block $($v:literal)*) => {
+            $({
+                let $h: usize = $v;
+                $body
+            })*
+        };
     }
+    const _: () = assert!(STEP == 128, "each_8_columns! lists the offsets of a 128-column step");
+
+    // Each accumulator update is `pinned` (see `simd::pinned`): without it Cranelift issues
+    // every load of an iteration first and spills what they fill; with it, 128 columns per
+    // iteration amortise Wasmtime's loop header (its interruption check, which spills the
+    // accumulators), where 32 columns with spills was 13% slower.
 
     /// Sums of a group of four weight rows (`w`, interleaved) against two tokens. Each weight
-    /// vector is loaded once and used for both tokens: eight accumulators, two token vectors,
-    /// one weight vector and one product fit the sixteen vector registers of x86-64 hosts.
+    /// vector is loaded once and used for both tokens.
     #[inline(always)]
     unsafe fn rows4_tokens2(w: *const i16, stride: usize, x0: *const i16, x1: *const i16) -> (V, V) {
-        let z = zero();
-        let (mut a00, mut a10, mut a20, mut a30, mut a01, mut a11, mut a21, mut a31) = (z, z, z, z, z, z, z, z);
+        let mut a = [zero(); 8];
+        let mut slot = zero();
+        let f: *mut V = &mut slot;
         let mut k = 0;
         while k < stride {
             let wk = w.add(4 * k);
-            // Thirty-two columns per iteration: Wasmtime's loop overhead (its interruption
-            // check, spilled loop state) costs more than spilling some of the loaded vectors.
-            for h in [0, 8, 16, 24] {
+            each_8_columns!(h => {
                 let (p, q) = (load(x0.add(k + h)), load(x1.add(k + h)));
-                let v = load(wk.add(4 * h));
-                a00 = madd(a00, v, p);
-                a01 = madd(a01, v, q);
-                let v = load(wk.add(4 * h + 8));
-                a10 = madd(a10, v, p);
-                a11 = madd(a11, v, q);
-                let v = load(wk.add(4 * h + 16));
-                a20 = madd(a20, v, p);
-                a21 = madd(a21, v, q);
-                let v = load(wk.add(4 * h + 24));
-                a30 = madd(a30, v, p);
-                a31 = madd(a31, v, q);
-            }
+                for r in 0..4 {
+                    let v = load(wk.add(4 * h + 8 * r));
+                    a[2 * r] = pinned(madd(a[2 * r], v, p), f);
+                    a[2 * r + 1] = pinned(madd(a[2 * r + 1], v, q), f);
+                }
+            });
             k += STEP;
         }
-        (reduce4(a00, a10, a20, a30), reduce4(a01, a11, a21, a31))
+        (reduce4(a[0], a[2], a[4], a[6]), reduce4(a[1], a[3], a[5], a[7]))
     }
 
     #[inline(always)]
     unsafe fn rows4_tokens1(w: *const i16, stride: usize, x: *const i16) -> V {
-        let z = zero();
-        let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+        let mut a = [zero(); 4];
+        let mut slot = zero();
+        let f: *mut V = &mut slot;
         let mut k = 0;
         while k < stride {
-            for h in [0, 16] {
-                let (p, q) = (load(x.add(k + h)), load(x.add(k + h + 8)));
-                let wk = w.add(4 * (k + h));
-                a0 = madd(madd(a0, load(wk), p), load(wk.add(32)), q);
-                a1 = madd(madd(a1, load(wk.add(8)), p), load(wk.add(40)), q);
-                a2 = madd(madd(a2, load(wk.add(16)), p), load(wk.add(48)), q);
-                a3 = madd(madd(a3, load(wk.add(24)), p), load(wk.add(56)), q);
-            }
+            let wk = w.add(4 * k);
+            each_8_columns!(h => {
+                let p = load(x.add(k + h));
+                for (r, a) in a.iter_mut().enumerate() {
+                    *a = pinned(madd(*a, load(wk.add(4 * h + 8 * r)), p), f);
+                }
+            });
             k += STEP;
         }
-        reduce4(a0, a1, a2, a3)
+        reduce4(a[0], a[1], a[2], a[3])
     }
 
     #[inline(always)]
     unsafe fn row_token(w: *const i16, stride: usize, x: *const i16) -> i32 {
         let mut a = zero();
+        let mut slot = zero();
+        let f: *mut V = &mut slot;
         let mut k = 0;
         while k < stride {
-            for h in [k, k + 16] {
-                a = step(a, w.add(h), load(x.add(h)), load(x.add(h + 8)));
-            }
+            each_8_columns!(h => {
+                a = pinned(madd(a, load(w.add(k + h)), load(x.add(k + h))), f);
+            });
             k += STEP;
         }
         sum(a)

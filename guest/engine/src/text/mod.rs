@@ -7,7 +7,7 @@ pub mod q4;
 pub mod q8;
 pub mod sampler;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd;
+pub(crate) mod simd;
 pub mod tokenizer;
 pub mod weights;
 
