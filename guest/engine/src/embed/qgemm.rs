@@ -245,26 +245,34 @@ mod kernel {
     use super::simd::{load, madd, pinned, reduce4, store4, sum, zero, V};
     use super::{QMatrix, STEP};
 
-    /// Runs `$body` with `$h` = 0, 8, ..., STEP - 8: the eight-column pieces of one loop
-    /// iteration, written out (LLVM turns a loop over a constant array into a loop that reads
-    /// the array, which costs Wasmtime a loop header per piece).
-    macro_rules! each_8_columns {
-        ($h:ident => $body:block) => {
-            each_8_columns!(@ $h $body 0 8 16 24 32 40 48 56 64 72 80 88 96 104 112 120)
-        };
-        (@ $h:ident $body:block $($v:literal)*) => {
+    /// Runs `$body` with `$h` set to each listed column offset of one loop iteration, written
+    /// out: LLVM turns a loop over a constant array into a loop that reads the array, and each
+    /// wasm loop costs Wasmtime a loop header.
+    macro_rules! unrolled {
+        ($h:ident in [$($v:literal)*] => $body:block) => {
             $({
                 let $h: usize = $v;
                 $body
             })*
         };
     }
-    const _: () = assert!(STEP == 128, "each_8_columns! lists the offsets of a 128-column step");
+    /// 128 columns as 16-column pieces (the two-row kernels) or 8-column pieces (one row).
+    macro_rules! each_16_columns {
+        ($h:ident => $body:block) => { unrolled!($h in [0 16 32 48 64 80 96 112] => $body) };
+    }
+    macro_rules! each_8_columns {
+        ($h:ident => $body:block) => { unrolled!($h in [0 8 16 24 32 40 48 56 64 72 80 88 96 104 112 120] => $body) };
+    }
+    const _: () = assert!(STEP == 128, "each_16_columns! and each_8_columns! list the offsets of 128 columns");
 
-    // Each accumulator update is `pinned` (see `simd::pinned`): without it Cranelift issues
-    // every load of an iteration first and spills what they fill; with it, 128 columns per
-    // iteration amortise Wasmtime's loop header (its interruption check, which spills the
-    // accumulators), where 32 columns with spills was 13% slower.
+    // Cranelift issues a loop body's loads in program order and computes pure values just
+    // before their first use by a store or branch, so without help every load of an iteration
+    // comes first and the vectors they fill are spilled. Each accumulator update is therefore
+    // `pinned` (a store): its loads, products and sum happen together. A piece of 16 columns
+    // (four token vectors, two weight vectors, eight accumulators) is the most that fits the
+    // 16 vector registers; 8-column pieces, with twice the stores, were 9% slower. 128 columns
+    // per iteration amortise Wasmtime's loop header, whose interruption check spills the
+    // accumulators: 32 columns per iteration without fences was 20% slower.
 
     /// Sums of a group of four weight rows (`w`, interleaved) against two tokens. Each weight
     /// vector is loaded once and used for both tokens.
@@ -276,12 +284,13 @@ mod kernel {
         let mut k = 0;
         while k < stride {
             let wk = w.add(4 * k);
-            each_8_columns!(h => {
-                let (p, q) = (load(x0.add(k + h)), load(x1.add(k + h)));
+            each_16_columns!(h => {
+                let (p0, p1) = (load(x0.add(k + h)), load(x0.add(k + h + 8)));
+                let (q0, q1) = (load(x1.add(k + h)), load(x1.add(k + h + 8)));
                 for r in 0..4 {
-                    let v = load(wk.add(4 * h + 8 * r));
-                    a[2 * r] = pinned(madd(a[2 * r], v, p), f);
-                    a[2 * r + 1] = pinned(madd(a[2 * r + 1], v, q), f);
+                    let (v0, v1) = (load(wk.add(4 * h + 8 * r)), load(wk.add(4 * h + 32 + 8 * r)));
+                    a[2 * r] = pinned(madd(madd(a[2 * r], v0, p0), v1, p1), f);
+                    a[2 * r + 1] = pinned(madd(madd(a[2 * r + 1], v0, q0), v1, q1), f);
                 }
             });
             k += STEP;
@@ -297,10 +306,11 @@ mod kernel {
         let mut k = 0;
         while k < stride {
             let wk = w.add(4 * k);
-            each_8_columns!(h => {
-                let p = load(x.add(k + h));
+            each_16_columns!(h => {
+                let (p0, p1) = (load(x.add(k + h)), load(x.add(k + h + 8)));
                 for (r, a) in a.iter_mut().enumerate() {
-                    *a = pinned(madd(*a, load(wk.add(4 * h + 8 * r)), p), f);
+                    let (v0, v1) = (load(wk.add(4 * h + 8 * r)), load(wk.add(4 * h + 32 + 8 * r)));
+                    *a = pinned(madd(madd(*a, v0, p0), v1, p1), f);
                 }
             });
             k += STEP;
