@@ -5,47 +5,11 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use llmkg_host::bench::{Backend, ComponentBackend, NativeBackend, DECODE_PROMPT, EMBED_SENTENCE, PREFILL_PROMPT};
+use llmkg_host::bench::{Backend, ComponentBackend, NativeBackend, DECODE_PROMPT, EMBED_BATCH, EMBED_SENTENCE, PREFILL_PROMPT};
 use llmkg_host::models::{models_dir, resolve_or_fetch, DEFAULT_EMBEDDING_MODEL, DEFAULT_TEXT_MODEL};
 use llmkg_host::{LlmkgRuntime, ModelKind, RuntimeOptions};
 
 const DECODE_TOKENS: u32 = 64;
-
-/// 32 sentences of mixed length (4 to 30 words), as a graph index or a RAG query batch sees them.
-const EMBED_BATCH: [&str; 32] = [
-    "Paris is the capital of France.",
-    "The Amazon river flows through Brazil, Peru and Colombia before reaching the Atlantic Ocean.",
-    "Photosynthesis turns light into chemical energy.",
-    "Marie Curie won Nobel prizes in both physics and chemistry.",
-    "A red castle on the northern hill.",
-    "The stock market closed higher on Friday after a week of losses driven by fears about interest rates and weak earnings.",
-    "Water boils at one hundred degrees Celsius at sea level.",
-    "Who wrote the novel Pride and Prejudice?",
-    "Mount Everest is the highest mountain above sea level.",
-    "The library opens at nine in the morning and closes at six in the evening, except on public holidays.",
-    "Cats sleep for most of the day.",
-    "The Rust compiler checks ownership and borrowing at compile time, which removes whole classes of memory bugs.",
-    "Tokyo hosted the Olympic Games in 1964 and again in 2021.",
-    "Green tea contains less caffeine than coffee.",
-    "The bridge was closed for repairs.",
-    "Knowledge graphs store facts as subject, predicate and object triples that can be queried with SPARQL.",
-    "Jupiter is the largest planet in the solar system.",
-    "She plays the violin in the city orchestra.",
-    "The museum's new exhibition shows ancient coins, jewellery and pottery found near the old harbour.",
-    "How many legs does a spider have?",
-    "Bread rises because yeast produces carbon dioxide.",
-    "The train to Berlin leaves from platform four.",
-    "Antibiotics do not work against viruses such as the common cold or the flu.",
-    "An iron tower by the lake.",
-    "Shakespeare was born in Stratford-upon-Avon in 1564.",
-    "Electric cars are cheaper to run but often more expensive to buy than petrol cars.",
-    "The garden needs watering twice a week in summer.",
-    "Honey never spoils if it is stored in a sealed container.",
-    "The committee will publish its final report next spring after consulting farmers, scientists and local councils.",
-    "Light travels faster than sound.",
-    "The old mine closed in 1987.",
-    "Which language has the most native speakers in the world?",
-];
 
 fn backends() -> Vec<Box<dyn Backend>> {
     let text = resolve_or_fetch(DEFAULT_TEXT_MODEL, &models_dir(), true).expect("text model");

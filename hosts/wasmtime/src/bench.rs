@@ -14,6 +14,41 @@ pub const PREFILL_PROMPT: &str = "The history of the printing press begins in th
 /// A prompt the model continues at length, for decode figures.
 pub const DECODE_PROMPT: &str = "Once upon a time, in a small village by the sea, there lived an old fisherman who";
 pub const EMBED_SENTENCE: &str = "A quick brown fox jumps over the lazy dog near the river bank.";
+/// 32 sentences of mixed length (4 to 30 words), as a graph index or a RAG query batch sees them.
+pub const EMBED_BATCH: [&str; 32] = [
+    "Paris is the capital of France.",
+    "The Amazon river flows through Brazil, Peru and Colombia before reaching the Atlantic Ocean.",
+    "Photosynthesis turns light into chemical energy.",
+    "Marie Curie won Nobel prizes in both physics and chemistry.",
+    "A red castle on the northern hill.",
+    "The stock market closed higher on Friday after a week of losses driven by fears about interest rates and weak earnings.",
+    "Water boils at one hundred degrees Celsius at sea level.",
+    "Who wrote the novel Pride and Prejudice?",
+    "Mount Everest is the highest mountain above sea level.",
+    "The library opens at nine in the morning and closes at six in the evening, except on public holidays.",
+    "Cats sleep for most of the day.",
+    "The Rust compiler checks ownership and borrowing at compile time, which removes whole classes of memory bugs.",
+    "Tokyo hosted the Olympic Games in 1964 and again in 2021.",
+    "Green tea contains less caffeine than coffee.",
+    "The bridge was closed for repairs.",
+    "Knowledge graphs store facts as subject, predicate and object triples that can be queried with SPARQL.",
+    "Jupiter is the largest planet in the solar system.",
+    "She plays the violin in the city orchestra.",
+    "The museum's new exhibition shows ancient coins, jewellery and pottery found near the old harbour.",
+    "How many legs does a spider have?",
+    "Bread rises because yeast produces carbon dioxide.",
+    "The train to Berlin leaves from platform four.",
+    "Antibiotics do not work against viruses such as the common cold or the flu.",
+    "An iron tower by the lake.",
+    "Shakespeare was born in Stratford-upon-Avon in 1564.",
+    "Electric cars are cheaper to run but often more expensive to buy than petrol cars.",
+    "The garden needs watering twice a week in summer.",
+    "Honey never spoils if it is stored in a sealed container.",
+    "The committee will publish its final report next spring after consulting farmers, scientists and local councils.",
+    "Light travels faster than sound.",
+    "The old mine closed in 1987.",
+    "Which language has the most native speakers in the world?",
+];
 
 /// Timings of one streamed generation.
 #[derive(Debug, Clone, Copy)]
@@ -216,6 +251,8 @@ pub struct Figures {
     pub prefill_tokens_per_s: f64,
     pub first_token_ms: f64,
     pub embed_one_sentence_ms: f64,
+    /// [`EMBED_BATCH`] embedded in one call.
+    pub embed_batch_sentences_per_s: f64,
     pub prefill_prompt_tokens: u32,
     pub decode_tokens: u32,
 }
@@ -235,9 +272,11 @@ pub fn measure(backend: &mut dyn Backend, plan: &BenchPlan) -> Result<Figures> {
     backend.load(text_id, ModelKind::TextGeneration, text_files)?;
     backend.load(embed_id, ModelKind::Embedding, embed_files)?;
     let sentence = vec![EMBED_SENTENCE.to_string()];
+    let batch: Vec<String> = EMBED_BATCH.iter().map(|s| s.to_string()).collect();
     backend.timed_generation(text_id, PREFILL_PROMPT, 2)?;
     backend.embed(embed_id, &sentence)?;
-    let (mut prefill, mut first, mut decode, mut embed) = (vec![], vec![], vec![], vec![]);
+    backend.embed(embed_id, &batch)?;
+    let (mut prefill, mut first, mut decode, mut embed, mut embed_batch) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut prompt_tokens, mut decode_tokens) = (0, 0);
     for _ in 0..plan.runs.max(1) {
         let p = backend.timed_generation(text_id, PREFILL_PROMPT, 1)?;
@@ -250,12 +289,16 @@ pub fn measure(backend: &mut dyn Backend, plan: &BenchPlan) -> Result<Figures> {
         let t = Instant::now();
         backend.embed(embed_id, &sentence)?;
         embed.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        backend.embed(embed_id, &batch)?;
+        embed_batch.push(batch.len() as f64 / t.elapsed().as_secs_f64());
     }
     Ok(Figures {
         decode_tokens_per_s: median(decode),
         prefill_tokens_per_s: median(prefill),
         first_token_ms: median(first),
         embed_one_sentence_ms: median(embed),
+        embed_batch_sentences_per_s: median(embed_batch),
         prefill_prompt_tokens: prompt_tokens,
         decode_tokens,
     })

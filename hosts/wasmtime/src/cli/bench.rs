@@ -161,11 +161,12 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
         None => None,
     };
 
-    let rows: [Row; 4] = [
+    let rows: [Row; 5] = [
         ("decode tok/s", |f| f.decode_tokens_per_s, Some(|l| l.decode_tokens_per_s), true),
         ("prefill tok/s", |f| f.prefill_tokens_per_s, Some(|l| l.prefill_tokens_per_s), true),
         ("first token ms", |f| f.first_token_ms, None, false),
         ("embed 1 sentence ms", |f| f.embed_one_sentence_ms, None, false),
+        ("embed 32 sentences/s", |f| f.embed_batch_sentences_per_s, None, true),
     ];
     let figures = |f: &Figures| {
         json!({
@@ -173,6 +174,7 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
             "prefill_tokens_per_s": f.prefill_tokens_per_s,
             "first_token_ms": f.first_token_ms,
             "embed_one_sentence_ms": f.embed_one_sentence_ms,
+            "embed_batch_sentences_per_s": f.embed_batch_sentences_per_s,
             "prefill_prompt_tokens": f.prefill_prompt_tokens,
             "decode_tokens": f.decode_tokens,
         })
