@@ -5,9 +5,26 @@
 /// Lanes of the partial sums in reductions: two 4-lane vectors in flight.
 const LANES: usize = 8;
 
+/// Values per loop iteration of the reductions and `axpy`: four `LANES` chunks written out,
+/// so a 32-value attention head is one iteration. Each wasm loop iteration costs Wasmtime a
+/// header (its interruption check, where the accumulators are spilled); the sums are added in
+/// the same order as one chunk per iteration.
+const UNROLL: usize = 4 * LANES;
+
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
-    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (au, bu) = (a.chunks_exact(UNROLL), b.chunks_exact(UNROLL));
+    let (ar, br) = (au.remainder(), bu.remainder());
+    for (x, y) in au.zip(bu) {
+        for c in 0..UNROLL / LANES {
+            for i in 0..LANES {
+                acc[i] += x[c * LANES + i] * y[c * LANES + i];
+            }
+        }
+    }
+    let (ac, bc) = (ar.chunks_exact(LANES), br.chunks_exact(LANES));
     let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ac.zip(bc) {
         for i in 0..LANES {
@@ -19,7 +36,15 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn sum(a: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
-    let chunks = a.chunks_exact(LANES);
+    let unrolled = a.chunks_exact(UNROLL);
+    let chunks = unrolled.remainder().chunks_exact(LANES);
+    for x in unrolled {
+        for c in 0..UNROLL / LANES {
+            for i in 0..LANES {
+                acc[i] += x[c * LANES + i];
+            }
+        }
+    }
     let tail: f32 = chunks.remainder().iter().sum();
     for x in chunks {
         for i in 0..LANES {
@@ -35,7 +60,16 @@ fn sum(a: &[f32]) -> f32 {
 #[inline(always)]
 pub fn max_of(a: &[f32], init: f32, f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [init; LANES];
-    let chunks = a.chunks_exact(LANES);
+    let unrolled = a.chunks_exact(UNROLL);
+    let chunks = unrolled.remainder().chunks_exact(LANES);
+    for x in unrolled {
+        for c in 0..UNROLL / LANES {
+            for i in 0..LANES {
+                let v = f(x[c * LANES + i]);
+                acc[i] = if v > acc[i] { v } else { acc[i] };
+            }
+        }
+    }
     let tail = chunks.remainder().iter().fold(init, |m, &v| if f(v) > m { f(v) } else { m });
     for x in chunks {
         for i in 0..LANES {
@@ -47,7 +81,16 @@ pub fn max_of(a: &[f32], init: f32, f: impl Fn(f32) -> f32) -> f32 {
 
 /// `y += a * x`.
 pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
+    let n = y.len().min(x.len());
+    let (y, x) = (&mut y[..n], &x[..n]);
+    let mut yu = y.chunks_exact_mut(UNROLL);
+    let mut xu = x.chunks_exact(UNROLL);
+    for (y, x) in (&mut yu).zip(&mut xu) {
+        for i in 0..UNROLL {
+            y[i] += a * x[i];
+        }
+    }
+    for (y, x) in yu.into_remainder().iter_mut().zip(xu.remainder()) {
         *y += a * x;
     }
 }
@@ -191,5 +234,25 @@ mod tests {
         let mut x: Vec<f32> = (0..16).map(|i| i as f32 * 3.0 + 1.0).collect();
         add_layer_norm(&mut x, None, &[1.0; 16], &[0.0; 16], 1e-12);
         assert!(sum(&x).abs() < 1e-5 && (dot(&x, &x) / 16.0 - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn reductions_and_axpy_cover_unrolled_chunks_and_tails() {
+        // Lengths with and without whole unrolled iterations, chunks and a scalar tail.
+        for n in [0, 3, 8, 13, 32, 45, 64, 77] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 5 % 13) as f32 - 6.0) / 3.0).collect();
+            let want_dot: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let want_sum: f64 = a.iter().map(|x| *x as f64).sum();
+            assert!((dot(&a, &b) as f64 - want_dot).abs() < 1e-4, "dot, n = {n}");
+            assert!((sum(&a) as f64 - want_sum).abs() < 1e-4, "sum, n = {n}");
+            let want_max = a.iter().map(|x| x.abs()).fold(0.0, f32::max);
+            assert_eq!(max_of(&a, 0.0, f32::abs), want_max, "max_of, n = {n}");
+            let mut y = b.clone();
+            axpy(&mut y, 0.5, &a);
+            for i in 0..n {
+                assert_eq!(y[i], b[i] + 0.5 * a[i], "axpy, n = {n}, i = {i}");
+            }
+        }
     }
 }
