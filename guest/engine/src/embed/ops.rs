@@ -7,51 +7,50 @@ const LANES: usize = 8;
 
 /// Values per loop iteration of the reductions and `axpy`: four `LANES` chunks written out,
 /// so a 32-value attention head is one iteration. Each wasm loop iteration costs Wasmtime a
-/// header (its interruption check, where the accumulators are spilled); the sums are added in
-/// the same order as one chunk per iteration.
+/// header (its interruption check, where the accumulators are spilled).
 const UNROLL: usize = 4 * LANES;
+
+/// Runs `step` on the start of every whole `LANES` chunk of `0..n`, in order, four chunks per
+/// loop iteration while four remain; returns where the tail after the last chunk starts. The
+/// reductions built on it add in the same order as one chunk per iteration.
+#[inline(always)]
+fn each_chunk(n: usize, mut step: impl FnMut(usize)) -> usize {
+    let mut k = 0;
+    while k + UNROLL <= n {
+        for c in 0..UNROLL / LANES {
+            step(k + c * LANES);
+        }
+        k += UNROLL;
+    }
+    while k + LANES <= n {
+        step(k);
+        k += LANES;
+    }
+    k
+}
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
-    let (au, bu) = (a.chunks_exact(UNROLL), b.chunks_exact(UNROLL));
-    let (ar, br) = (au.remainder(), bu.remainder());
-    for (x, y) in au.zip(bu) {
-        for c in 0..UNROLL / LANES {
-            for i in 0..LANES {
-                acc[i] += x[c * LANES + i] * y[c * LANES + i];
-            }
-        }
-    }
-    let (ac, bc) = (ar.chunks_exact(LANES), br.chunks_exact(LANES));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
+    let tail = each_chunk(n, |k| {
+        let (x, y) = (&a[k..k + LANES], &b[k..k + LANES]);
         for i in 0..LANES {
             acc[i] += x[i] * y[i];
         }
-    }
-    acc.iter().sum::<f32>() + tail
+    });
+    acc.iter().sum::<f32>() + a[tail..].iter().zip(&b[tail..]).map(|(x, y)| x * y).sum::<f32>()
 }
 
 fn sum(a: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
-    let unrolled = a.chunks_exact(UNROLL);
-    let chunks = unrolled.remainder().chunks_exact(LANES);
-    for x in unrolled {
-        for c in 0..UNROLL / LANES {
-            for i in 0..LANES {
-                acc[i] += x[c * LANES + i];
-            }
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().sum();
-    for x in chunks {
+    let tail = each_chunk(a.len(), |k| {
+        let x = &a[k..k + LANES];
         for i in 0..LANES {
             acc[i] += x[i];
         }
-    }
-    acc.iter().sum::<f32>() + tail
+    });
+    acc.iter().sum::<f32>() + a[tail..].iter().sum::<f32>()
 }
 
 /// The largest of `a` mapped through `f`, or `init` if larger (or `a` is empty). A compare
@@ -59,38 +58,29 @@ fn sum(a: &[f32]) -> f32 {
 /// component that was a call to libm's `fmaxf` for every value.
 #[inline(always)]
 pub fn max_of(a: &[f32], init: f32, f: impl Fn(f32) -> f32) -> f32 {
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
     let mut acc = [init; LANES];
-    let unrolled = a.chunks_exact(UNROLL);
-    let chunks = unrolled.remainder().chunks_exact(LANES);
-    for x in unrolled {
-        for c in 0..UNROLL / LANES {
-            for i in 0..LANES {
-                let v = f(x[c * LANES + i]);
-                acc[i] = if v > acc[i] { v } else { acc[i] };
-            }
-        }
-    }
-    let tail = chunks.remainder().iter().fold(init, |m, &v| if f(v) > m { f(v) } else { m });
-    for x in chunks {
+    let tail = each_chunk(a.len(), |k| {
+        let x = &a[k..k + LANES];
         for i in 0..LANES {
-            acc[i] = if f(x[i]) > acc[i] { f(x[i]) } else { acc[i] };
+            acc[i] = larger(acc[i], f(x[i]));
         }
-    }
-    acc.iter().fold(tail, |m, &v| if v > m { v } else { m })
+    });
+    let tail = a[tail..].iter().fold(init, |m, &v| larger(m, f(v)));
+    acc.iter().fold(tail, |m, &v| larger(m, v))
 }
 
 /// `y += a * x`.
 pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     let n = y.len().min(x.len());
     let (y, x) = (&mut y[..n], &x[..n]);
-    let mut yu = y.chunks_exact_mut(UNROLL);
-    let mut xu = x.chunks_exact(UNROLL);
-    for (y, x) in (&mut yu).zip(&mut xu) {
-        for i in 0..UNROLL {
+    let tail = each_chunk(n, |k| {
+        let (y, x) = (&mut y[k..k + LANES], &x[k..k + LANES]);
+        for i in 0..LANES {
             y[i] += a * x[i];
         }
-    }
-    for (y, x) in yu.into_remainder().iter_mut().zip(xu.remainder()) {
+    });
+    for (y, x) in y[tail..].iter_mut().zip(&x[tail..]) {
         *y += a * x;
     }
 }

@@ -256,14 +256,11 @@ mod kernel {
             })*
         };
     }
-    /// 128 columns as 16-column pieces (the two-row kernels) or 8-column pieces (one row).
+    /// 128 columns as 16-column pieces.
     macro_rules! each_16_columns {
         ($h:ident => $body:block) => { unrolled!($h in [0 16 32 48 64 80 96 112] => $body) };
     }
-    macro_rules! each_8_columns {
-        ($h:ident => $body:block) => { unrolled!($h in [0 8 16 24 32 40 48 56 64 72 80 88 96 104 112 120] => $body) };
-    }
-    const _: () = assert!(STEP == 128, "each_16_columns! and each_8_columns! list the offsets of 128 columns");
+    const _: () = assert!(STEP == 128, "each_16_columns! lists the offsets of 128 columns");
 
     // Cranelift issues a loop body's loads in program order and computes pure values just
     // before their first use by a store or branch, so without help every load of an iteration
@@ -325,8 +322,9 @@ mod kernel {
         let f: *mut V = &mut slot;
         let mut k = 0;
         while k < stride {
-            each_8_columns!(h => {
-                a = pinned(madd(a, load(w.add(k + h)), load(x.add(k + h))), f);
+            each_16_columns!(h => {
+                let (p0, p1) = (load(x.add(k + h)), load(x.add(k + h + 8)));
+                a = pinned(madd(madd(a, load(w.add(k + h)), p0), load(w.add(k + h + 8)), p1), f);
             });
             k += STEP;
         }
