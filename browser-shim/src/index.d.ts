@@ -27,8 +27,6 @@ export class LlmkgError extends Error {
   lostModels: string[];
 }
 
-/** Added by `chat` when the messages hold no system message; `system: ''` leaves it out. */
-export const DEFAULT_SYSTEM: 'You are a helpful assistant.';
 export const DEFAULT_MAX_TOKENS: 256;
 
 export type ModelKind = 'text-generation' | 'embedding';
@@ -131,8 +129,8 @@ export interface ChatMessage {
 }
 
 export interface ChatOptions extends GenerateOptions {
-  /** Added as the first message when the messages have no system message.
-   * Default DEFAULT_SYSTEM; '' uses the model's own chat-template default. */
+  /** Added as the first message when the messages have no system message. Without one the
+   * engine uses the model's default (for SmolLM2: "You are a helpful assistant."). */
   system?: string;
   signal?: AbortSignal;
 }

@@ -8,9 +8,6 @@ export { LlmkgError };
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 
-/** The system message `chat` adds when the messages have none (SmolLM2's own default system
- * prompt makes the 135M model answer simple questions badly). Pass `system: ''` to omit it. */
-export const DEFAULT_SYSTEM = 'You are a helpful assistant.';
 export const DEFAULT_MAX_TOKENS = 256;
 
 const platformPromise = isNode ? import('./platform-node.js') : import('./platform-web.js');
@@ -194,8 +191,8 @@ export class Engine extends EventTarget {
 
   #chatRequest(messages, opts) {
     let list = typeof messages === 'string' ? [{ role: 'user', content: messages }] : [...messages];
-    const system = opts.system ?? DEFAULT_SYSTEM;
-    if (system !== '' && !list.some((m) => m.role === 'system')) list = [{ role: 'system', content: system }, ...list];
+    // A model's default system message (if it needs one) is the engine's business.
+    if (opts.system && !list.some((m) => m.role === 'system')) list = [{ role: 'system', content: opts.system }, ...list];
     return {
       model: opts.model ?? this.#defaultModel('text-generation'),
       messages: list.map((m) => ({ role: m.role, content: m.content })),

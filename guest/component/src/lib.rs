@@ -22,7 +22,11 @@ thread_local! {
 }
 
 fn with_engine<T>(f: impl FnOnce(&mut engine::Engine) -> T) -> T {
-    ENGINE.with(|e| f(&mut e.borrow_mut()))
+    ENGINE.with(|e| {
+        let mut e = e.borrow_mut();
+        e.resume();
+        f(&mut e)
+    })
 }
 
 struct Component;
@@ -248,6 +252,10 @@ impl introspect::Guest for Component {
         }
     }
 
+    fn prepare_snapshot() {
+        with_engine(|e| e.prepare_snapshot())
+    }
+
     fn build_info() -> introspect::BuildReport {
         let b = engine::build_info();
         introspect::BuildReport { engine_version: b.engine_version, target: b.target, simd128: b.simd128, relaxed_simd: b.relaxed_simd }
@@ -291,6 +299,18 @@ fn format_in(f: kg::RdfFormat) -> engine::RdfFormat {
         kg::RdfFormat::NTriples => engine::RdfFormat::NTriples,
         kg::RdfFormat::NQuads => engine::RdfFormat::NQuads,
         kg::RdfFormat::Turtle => engine::RdfFormat::Turtle,
+        kg::RdfFormat::Trig => engine::RdfFormat::TriG,
+        kg::RdfFormat::RdfXml => engine::RdfFormat::RdfXml,
+        kg::RdfFormat::JsonLd => engine::RdfFormat::JsonLd,
+    }
+}
+
+fn results_format_in(f: kg::ResultsFormat) -> engine::ResultsFormat {
+    match f {
+        kg::ResultsFormat::Json => engine::ResultsFormat::Json,
+        kg::ResultsFormat::Xml => engine::ResultsFormat::Xml,
+        kg::ResultsFormat::Csv => engine::ResultsFormat::Csv,
+        kg::ResultsFormat::Tsv => engine::ResultsFormat::Tsv,
     }
 }
 
@@ -317,6 +337,48 @@ impl kg::Guest for Component {
                 truncated: s.truncated,
             }),
         })
+    }
+
+    fn update(sparql: String, using_graphs: Vec<String>, using_named_graphs: Vec<String>) -> Result<kg::ChangeReport, Error> {
+        with_engine(|e| e.kg_update(&sparql, &using_graphs, &using_named_graphs)).map(change_out).map_err(Error::from)
+    }
+
+    fn query_serialized(
+        sparql: String,
+        default_graphs: Vec<String>,
+        named_graphs: Vec<String>,
+        results: kg::ResultsFormat,
+        graph: kg::RdfFormat,
+        row_limit: u32,
+    ) -> Result<kg::SerializedResults, Error> {
+        let out = with_engine(|e| {
+            e.kg_query_serialized(&sparql, &default_graphs, &named_graphs, results_format_in(results), format_in(graph), row_limit)
+        })?;
+        Ok(kg::SerializedResults { media_type: out.media_type, data: out.data, truncated: out.truncated })
+    }
+
+    fn record_changes(on: bool) {
+        with_engine(|e| e.kg_record_changes(on))
+    }
+
+    fn take_changes() -> Vec<u8> {
+        with_engine(|e| e.kg_take_changes())
+    }
+
+    fn apply_changes(patch: Vec<u8>, reverse: bool) -> Result<kg::ChangeReport, Error> {
+        with_engine(|e| e.kg_apply_changes(&patch, reverse)).map(change_out).map_err(Error::from)
+    }
+
+    fn restore(nquads: Vec<u8>, position: u64) -> Result<kg::ChangeReport, Error> {
+        with_engine(|e| e.kg_restore(&nquads, position)).map(change_out).map_err(Error::from)
+    }
+
+    fn log_position() -> u64 {
+        with_engine(|e| e.kg_log_position())
+    }
+
+    fn set_log_position(position: u64) {
+        with_engine(|e| e.kg_set_log_position(position))
     }
 
     fn import(format: kg::RdfFormat, data: Vec<u8>) -> Result<kg::ChangeReport, Error> {

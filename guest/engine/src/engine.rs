@@ -27,6 +27,9 @@ pub struct Engine {
     /// The embedding model chosen to index the graph (`set-embedding-model`); by default the
     /// first loaded one.
     pub(crate) graph_embedding_model: Option<String>,
+    /// Set by [`Engine::prepare_snapshot`]: the next call runs in an instance made from a
+    /// snapshot, whose random-number state is a copy shared with every other such instance.
+    resumed_from_snapshot: bool,
 }
 
 impl Default for Engine {
@@ -35,6 +38,7 @@ impl Default for Engine {
             models: BTreeMap::new(),
             graph: KnowledgeGraph::new().expect("an in-memory store cannot fail to open"),
             graph_embedding_model: None,
+            resumed_from_snapshot: false,
         }
     }
 }
@@ -143,8 +147,33 @@ impl Engine {
         }
     }
 
+    /// Token ids of `text` for a text-generation or an embedding model.
     pub fn tokenize(&self, model: &str, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        self.text_model(model)?.tokenizer.encode(text, add_special_tokens)
+        match self.models.get(model).map(|m| &m.model) {
+            Some(Model::Text(t)) => t.tokenizer.encode(text, add_special_tokens),
+            Some(Model::Embedding(b)) => b.tokenize(text, add_special_tokens),
+            None => Err(self.not_found(model)),
+        }
+    }
+
+    /// Called last before a host snapshots this instance's memory (pre-initialization): after
+    /// it, the first call in every instance made from the snapshot draws fresh randomness.
+    /// The host must also have dropped every resource (uploads, streams) by then.
+    pub fn prepare_snapshot(&mut self) {
+        self.resumed_from_snapshot = true;
+    }
+
+    /// Every call into the engine passes here first. In an instance made from a snapshot, the
+    /// thread's random generator (blank-node ids: `rand`'s thread RNG, seeded once per thread)
+    /// was frozen into the snapshot, so every instance would draw the same "random" ids and
+    /// their graph changes would collide; it is reseeded from the host's entropy once. (std's
+    /// hash-table keys are frozen too; that only costs hash-flooding resistance. Sampling is
+    /// seeded per request and draws nothing here.)
+    pub fn resume(&mut self) {
+        if std::mem::take(&mut self.resumed_from_snapshot) {
+            // Reseeding only fails without an entropy source, and then the first draw fails too.
+            let _ = rand::rng().reseed();
+        }
     }
 
     pub fn score(&self, model: &str, text: &str) -> Result<ScoreReport> {

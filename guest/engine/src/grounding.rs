@@ -26,6 +26,46 @@ impl Engine {
         self.graph.query(sparql, row_limit)
     }
 
+    pub fn kg_update(&mut self, sparql: &str, using_graphs: &[String], using_named_graphs: &[String]) -> Result<ChangeReport> {
+        self.graph.update(sparql, using_graphs, using_named_graphs)
+    }
+
+    pub fn kg_query_serialized(
+        &mut self,
+        sparql: &str,
+        default_graphs: &[String],
+        named_graphs: &[String],
+        results: ResultsFormat,
+        graph: RdfFormat,
+        row_limit: u32,
+    ) -> Result<SerializedResults> {
+        self.graph.query_serialized(sparql, default_graphs, named_graphs, results, graph, row_limit)
+    }
+
+    pub fn kg_record_changes(&mut self, on: bool) {
+        self.graph.record_changes(on);
+    }
+
+    pub fn kg_take_changes(&mut self) -> Vec<u8> {
+        self.graph.take_changes()
+    }
+
+    pub fn kg_apply_changes(&mut self, patch: &[u8], reverse: bool) -> Result<ChangeReport> {
+        self.graph.apply_changes(patch, reverse)
+    }
+
+    pub fn kg_restore(&mut self, nquads: &[u8], position: u64) -> Result<ChangeReport> {
+        self.graph.restore(nquads, position)
+    }
+
+    pub fn kg_log_position(&self) -> u64 {
+        self.graph.log_position()
+    }
+
+    pub fn kg_set_log_position(&mut self, position: u64) {
+        self.graph.set_log_position(position);
+    }
+
     pub fn kg_import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
         self.graph.import(format, data)
     }

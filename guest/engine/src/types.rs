@@ -207,6 +207,34 @@ pub enum RdfFormat {
     NTriples,
     NQuads,
     Turtle,
+    TriG,
+    RdfXml,
+    JsonLd,
+}
+
+impl RdfFormat {
+    /// Formats that hold named graphs (the others hold the default graph only).
+    pub fn has_datasets(self) -> bool {
+        matches!(self, RdfFormat::NQuads | RdfFormat::TriG | RdfFormat::JsonLd)
+    }
+}
+
+/// The SPARQL 1.1 query result formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultsFormat {
+    Json,
+    Xml,
+    Csv,
+    Tsv,
+}
+
+/// Query results as bytes in a standard format, with its media type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerializedResults {
+    pub media_type: String,
+    pub data: Vec<u8>,
+    /// More solutions or triples existed than the row limit allowed.
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

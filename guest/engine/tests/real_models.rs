@@ -24,10 +24,15 @@ fn tokenizer_matches_llama_cpp_reference() {
 fn chat_template_renders_like_the_reference() {
     let engine = engine_with_smollm2();
     let fixture = tokenizer_fixture();
-    let rendered = engine
-        .render_chat(SMOLLM2, &[ChatMessage { role: "user".into(), content: "What is the capital of France?".into() }])
-        .unwrap();
+    let question = ChatMessage { role: "user".into(), content: "What is the capital of France?".into() };
+    // The fixture is the template rendered (by jinja2) without a system message, so with the
+    // template's own default system text; given that text explicitly, minijinja must agree.
+    let own_default = ChatMessage { role: "system".into(), content: "You are a helpful AI assistant named SmolLM, trained by Hugging Face".into() };
+    let rendered = engine.render_chat(SMOLLM2, &[own_default, question.clone()]).unwrap();
     assert_eq!(rendered, fixture["chat_template_render"].as_str().unwrap());
+    // Without one, the engine gives SmolLM2 the plain system message it answers well with.
+    let rendered = engine.render_chat(SMOLLM2, &[question]).unwrap();
+    assert!(rendered.starts_with("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"), "{rendered}");
 }
 
 #[test]
@@ -36,12 +41,10 @@ fn greedy_chat_knows_the_capital_of_france() {
     let c = engine
         .chat(&ChatRequest {
             model: SMOLLM2.into(),
-            // Without a system message the template adds SmolLM's default one, after which
-            // llama.cpp too answers greedily with "L'Étoile, la Cité, ..." for this GGUF.
-            messages: vec![
-                ChatMessage { role: "system".into(), content: "You are a helpful assistant.".into() },
-                ChatMessage { role: "user".into(), content: "What is the capital of France?".into() },
-            ],
+            // No system message: the template's own one would make this model answer (as
+            // llama.cpp does on this GGUF) "L'Étoile, la Cité, ..."; the engine's default for
+            // SmolLM2 gets Paris, in every host alike.
+            messages: vec![ChatMessage { role: "user".into(), content: "What is the capital of France?".into() }],
             max_tokens: 32,
             sampling: None,
             stop: vec![],

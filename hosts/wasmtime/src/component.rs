@@ -94,6 +94,48 @@ pub fn engine_config() -> Config {
 pub const CONFIG_FINGERPRINT: &str =
     "cranelift;opt=speed;component-model;simd;relaxed-simd;epoch-interruption;v1";
 
+/// How an [`Engine`] is set up, and the fingerprint its cached artifacts are filed under.
+#[derive(Clone)]
+pub struct EngineSetup {
+    pub config: Config,
+    pub fingerprint: String,
+}
+
+impl EngineSetup {
+    /// One instance at a time, called synchronously: the CLI, tests, benches, pre-initialization.
+    pub fn cli() -> Self {
+        EngineSetup { config: engine_config(), fingerprint: CONFIG_FINGERPRINT.into() }
+    }
+
+    /// Many short-lived instances, called from async code (`llmkg serve`): instances come from a
+    /// pooling allocator and memories start as copy-on-write mappings of the compiled file's
+    /// data image, so a pre-initialized component with its models in memory instantiates in
+    /// microseconds and every instance shares the weight pages.
+    pub fn serve(instances: u32, max_memory: u64, image_bytes: u64) -> Self {
+        let mut config = engine_config();
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        // The composed component has two instances' worth of memories (engine, front) and a
+        // handful of core instances per component instance.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 2)
+            .total_tables(instances * 8)
+            .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(1 << 20);
+        config
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true)
+            // A pre-initialized snapshot is sparse (weights, then gaps): without this Wasmtime
+            // would quietly copy it into each instance instead of mapping it.
+            .memory_guaranteed_dense_image_size(image_bytes);
+        EngineSetup {
+            config,
+            fingerprint: format!("{CONFIG_FINGERPRINT};serve;pool={instances};mem={max_memory};image={image_bytes}"),
+        }
+    }
+}
+
 /// Everything a compiled artifact depends on. Two artifacts are interchangeable iff their keys match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKeyInputs {
@@ -265,24 +307,33 @@ impl CompiledComponent {
 
     /// Loads the component at `path`, through the cache in `cache_dir` when given.
     pub fn load(path: &Path, cache_dir: Option<&Path>) -> Result<Self, Error> {
-        let engine = Engine::new(&engine_config()).map_err(Error::Wasmtime)?;
+        Self::load_with(path, cache_dir, &EngineSetup::cli())
+    }
+
+    /// [`load`](Self::load) with an engine set up for another use (see [`EngineSetup`]).
+    pub fn load_with(path: &Path, cache_dir: Option<&Path>, setup: &EngineSetup) -> Result<Self, Error> {
         let start = Instant::now();
         let bytes = fs::read(path).map_err(|source| Error::Io {
             path: path.into(),
             source,
         })?;
+        Self::from_bytes(&bytes, path, cache_dir, setup, start)
+    }
+
+    /// Compiles (or finds in the cache) a component given as bytes; `path` only names it.
+    pub fn from_bytes(bytes: &[u8], path: &Path, cache_dir: Option<&Path>, setup: &EngineSetup, start: Instant) -> Result<Self, Error> {
+        let engine = Engine::new(&setup.config).map_err(Error::Wasmtime)?;
         let (component, cache_file, outcome) = match cache_dir {
             None => (
-                compile(&engine, &bytes)?,
+                compile(&engine, bytes)?,
                 None,
                 CacheOutcome::Disabled("no cache directory".into()),
             ),
             Some(dir) => {
-                let file = dir.join(format!(
-                    "{}.cwasm",
-                    CacheKeyInputs::for_engine(&engine, &bytes).key()
-                ));
-                let (component, outcome) = load_cached(&engine, &bytes, &file)?;
+                let mut inputs = CacheKeyInputs::for_engine(&engine, bytes);
+                inputs.config_fingerprint = setup.fingerprint.clone();
+                let file = dir.join(format!("{}.cwasm", inputs.key()));
+                let (component, outcome) = load_cached(&engine, bytes, &file)?;
                 (component, Some(file), outcome)
             }
         };
@@ -327,6 +378,14 @@ fn load_cached(
         Ok(()) => rejected.map_or(CacheOutcome::Miss, CacheOutcome::Rejected),
         Err(e) => CacheOutcome::Disabled(format!("cannot write {}: {e:#}", file.display())),
     };
+    // Freshly written: map it, as a hit would, so instances share the file's pages (a compile
+    // in memory would give each instance's data image its own copy).
+    if outcome == CacheOutcome::Miss {
+        // SAFETY: as above; the file was written and renamed into place just now.
+        if let Ok(mapped) = unsafe { Component::deserialize_file(engine, file) } {
+            return Ok((mapped, outcome));
+        }
+    }
     Ok((component, outcome))
 }
 

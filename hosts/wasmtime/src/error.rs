@@ -52,6 +52,18 @@ pub enum Error {
     #[error("could not fetch model `{model}`: {reason}")]
     Fetch { model: String, reason: String },
 
+    /// Composing the HTTP front with the engine failed (they do not fit together).
+    #[error("composing {what}: {reason}")]
+    Compose { what: String, reason: String },
+
+    /// Pre-initializing (snapshotting) a component failed.
+    #[error("pre-initializing: {0}")]
+    Preinit(String),
+
+    /// The data directory's graph cannot be loaded as it is.
+    #[error("the graph in {} cannot be loaded: {problem}; `llmkg kg repair --data-dir {}` sets the damaged changes aside", .path.display(), .path.display())]
+    DataDir { path: PathBuf, problem: String },
+
     /// The engine linked natively (the `bench` baseline) refused the request.
     #[error("native engine: {0}")]
     Native(String),

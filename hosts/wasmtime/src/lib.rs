@@ -10,16 +10,20 @@
 //! # Ok::<(), llmkg_host::Error>(())
 //! ```
 
+pub mod app;
 pub mod bench;
 pub mod component;
+pub mod compose;
 pub mod datadir;
 pub mod error;
 pub mod json;
 pub mod models;
+pub mod preinit;
 pub mod runtime;
+pub mod serve;
 pub mod units;
 
-pub use component::{locate_component, CacheOutcome, CompiledComponent, LoadReport};
+pub use component::{locate_component, CacheOutcome, CompiledComponent, EngineSetup, LoadReport};
 pub use error::{Error, Result};
 pub use runtime::{
     BuildReport, ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, GuestError,
@@ -28,5 +32,5 @@ pub use runtime::{
 };
 pub use runtime::{
     Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, Literal, QueryResult, RdfFormat,
-    SearchHit, Solutions, Term, Triple,
+    ResultsFormat, SearchHit, SerializedResults, Solutions, Term, Triple,
 };

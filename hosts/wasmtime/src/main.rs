@@ -13,7 +13,7 @@ use cli::GlobalArgs;
 #[command(
     name = "llmkg",
     version,
-    about = "Run the llmkg WebAssembly component: generate, chat, embed."
+    about = "Run the llmkg WebAssembly component: generate, chat, embed, the knowledge graph, serve over HTTP."
 )]
 struct Cli {
     #[command(flatten)]
@@ -50,6 +50,12 @@ enum Command {
     Ask(cli::kg::AskArgs),
     /// Measure the component against the same engine native, in one run (tok/s, latency).
     Bench(cli::bench::BenchArgs),
+    /// Serve the OpenAI-compatible API, the SPARQL 1.1 Protocol and the graph over HTTP.
+    Serve(cli::serve::ServeArgs),
+    /// Snapshot the engine with models (and a graph) loaded, composed with the HTTP front.
+    Preinit(cli::serve::PreinitArgs),
+    /// Compose the HTTP front with the engine into one deployable component.
+    Compose(cli::serve::ComposeArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +72,9 @@ fn main() -> ExitCode {
         Command::Query(args) => cli::kg::run_query(&global, &graph, args),
         Command::Search(args) => cli::kg::run_search(&global, &graph, args),
         Command::Ask(args) => cli::kg::run_ask(&global, &graph, args),
+        Command::Serve(args) => cli::serve::run_serve(&global, &graph, args),
+        Command::Preinit(args) => cli::serve::run_preinit(&global, &graph, args),
+        Command::Compose(args) => cli::serve::run_compose(&global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wasmtime::component::{Linker, ResourceAny, ResourceTable};
+use wasmtime::component::{Instance, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -32,7 +32,7 @@ pub use bindings::exports::llmkg::engine::introspect::{BuildReport, MemoryReport
 pub use bindings::exports::llmkg::engine::models::{LoadOptions, ModelFile, WeightConversion};
 pub use bindings::exports::llmkg::engine::knowledge::{
     Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, Literal, QueryResult, RdfFormat,
-    SearchHit, Solutions, Term, Triple,
+    ResultsFormat, SearchHit, SerializedResults, Solutions, Term, Triple,
 };
 pub use bindings::llmkg::engine::types::{Error as GuestError, ModelInfo, ModelKind};
 
@@ -79,6 +79,7 @@ pub struct LlmkgRuntime {
     options: RuntimeOptions,
     store: Store<HostState>,
     world: bindings::Engine,
+    instance: Instance,
     restarts: u64,
 }
 
@@ -91,13 +92,14 @@ impl LlmkgRuntime {
             .instantiate_pre(&compiled.component)
             .and_then(bindings::EnginePre::new)
             .map_err(Error::Wasmtime)?;
-        let (store, world) = instantiate(compiled, &pre, &options)?;
+        let (store, world, instance) = instantiate(compiled, &pre, &options)?;
         Ok(Self {
             compiled: compiled.clone(),
             pre,
             options,
             store,
             world,
+            instance,
             restarts: 0,
         })
     }
@@ -304,6 +306,61 @@ impl LlmkgRuntime {
         self.guest(|w, s| w.llmkg_engine_knowledge().call_query(s, sparql, row_limit))
     }
 
+    /// A SPARQL update only; a query is refused.
+    pub fn kg_update(&mut self, sparql: &str, using_graphs: &[String], using_named_graphs: &[String]) -> Result<ChangeReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_update(s, sparql, using_graphs, using_named_graphs))
+    }
+
+    /// A SPARQL query only, its results serialized by the engine (`results` for solutions and
+    /// booleans, `graph` for CONSTRUCT/DESCRIBE).
+    pub fn kg_query_serialized(
+        &mut self,
+        sparql: &str,
+        default_graphs: &[String],
+        named_graphs: &[String],
+        results: ResultsFormat,
+        graph: RdfFormat,
+        row_limit: u32,
+    ) -> Result<SerializedResults> {
+        self.arm_deadline();
+        self.guest(|w, s| {
+            w.llmkg_engine_knowledge().call_query_serialized(s, sparql, default_graphs, named_graphs, results, graph, row_limit)
+        })
+    }
+
+    pub fn kg_record_changes(&mut self, on: bool) -> Result<()> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_record_changes(s, on).map(Ok))
+    }
+
+    /// The net change since recording started or was last taken, as patch text.
+    pub fn kg_take_changes(&mut self) -> Result<Vec<u8>> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_take_changes(s).map(Ok))
+    }
+
+    pub fn kg_apply_changes(&mut self, patch: &[u8], reverse: bool) -> Result<ChangeReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_apply_changes(s, patch, reverse))
+    }
+
+    /// Replaces the graph with an N-Quads snapshot (blank-node labels kept) at `position`.
+    pub fn kg_restore(&mut self, nquads: &[u8], position: u64) -> Result<ChangeReport> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_restore(s, nquads, position))
+    }
+
+    pub fn kg_log_position(&mut self) -> Result<u64> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_log_position(s).map(Ok))
+    }
+
+    pub fn kg_set_log_position(&mut self, position: u64) -> Result<()> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_set_log_position(s, position).map(Ok))
+    }
+
     pub fn kg_import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
         self.arm_deadline();
         self.guest(|w, s| w.llmkg_engine_knowledge().call_import(s, format, data))
@@ -359,9 +416,21 @@ impl LlmkgRuntime {
         self.guest(|w, s| w.llmkg_engine_introspect().call_memory_stats(s).map(Ok))
     }
 
+    /// See `introspect.prepare-snapshot`: the last call before a pre-initializer snapshots.
+    pub fn prepare_snapshot(&mut self) -> Result<()> {
+        self.arm_deadline();
+        self.guest(|w, s| w.llmkg_engine_introspect().call_prepare_snapshot(s).map(Ok))
+    }
+
     pub fn build_info(&mut self) -> Result<BuildReport> {
         self.arm_deadline();
         self.guest(|w, s| w.llmkg_engine_introspect().call_build_info(s).map(Ok))
+    }
+
+    /// The raw store and instance, for tools that work on the instance itself (the
+    /// pre-initializer reads its memory through the exports wizer instrumented it with).
+    pub(crate) fn store_and_instance(&mut self) -> (&mut Store<HostState>, Instance) {
+        (&mut self.store, self.instance)
     }
 
     /// Pulls pieces from a `token-stream` until it ends, then asks it for the completion.
@@ -428,9 +497,10 @@ impl LlmkgRuntime {
 
     /// Replaces the dead instance with a fresh one in a fresh store.
     fn restart(&mut self) -> Result<()> {
-        let (store, world) = instantiate(&self.compiled, &self.pre, &self.options)?;
+        let (store, world, instance) = instantiate(&self.compiled, &self.pre, &self.options)?;
         self.store = store;
         self.world = world;
+        self.instance = instance;
         self.restarts += 1;
         Ok(())
     }
@@ -440,7 +510,7 @@ fn instantiate(
     compiled: &CompiledComponent,
     pre: &bindings::EnginePre<HostState>,
     options: &RuntimeOptions,
-) -> Result<(Store<HostState>, bindings::Engine)> {
+) -> Result<(Store<HostState>, bindings::Engine, Instance)> {
     let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(false);
     if let Some(max) = options.max_memory {
         limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
@@ -456,9 +526,14 @@ fn instantiate(
     };
     let mut store = Store::new(&compiled.engine, state);
     store.limiter(|state| &mut state.limits);
+    // What the guest hands back (an exported graph, a snapshot of its memory) is bounded by its
+    // linear memory, which the limit above already caps; Wasmtime's default of 128 MiB per call
+    // would refuse a large graph export.
+    store.set_hostcall_fuel(usize::try_from(options.max_memory.unwrap_or(4 << 30)).unwrap_or(usize::MAX));
     store.set_epoch_deadline(u64::MAX / 2);
-    let world = pre.instantiate(&mut store).map_err(Error::Wasmtime)?;
-    Ok((store, world))
+    let instance = pre.instance_pre().instantiate(&mut store).map_err(Error::Wasmtime)?;
+    let world = bindings::Engine::new(&mut store, &instance).map_err(Error::Wasmtime)?;
+    Ok((store, world, instance))
 }
 
 /// Fills `buf` unless the file ends first; returns how many bytes were read.

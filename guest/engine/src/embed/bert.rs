@@ -109,6 +109,15 @@ impl BertEmbedder {
         Ok(out)
     }
 
+    /// The token ids the encoder sees for `text` (truncated as for embedding).
+    pub fn tokenize(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        let encoding = self
+            .tokenizer
+            .encode(text, add_special_tokens)
+            .map_err(|e| EngineError::InvalidInput(format!("tokenizing: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
     /// The mean of each text's token states, L2-normalised.
     fn pool(&self, ids: &[u32], lens: &[usize]) -> Result<Vec<Vec<f32>>> {
         let h = self.hidden_size;

@@ -3,8 +3,11 @@
 //! embedding index over entity labels (kept in [`index`], filled by the engine, which owns the
 //! embedding models), and neighbourhoods verbalised for grounded generation.
 
+pub mod changes;
 pub mod index;
 pub mod names;
+pub mod results;
+mod update;
 pub mod verbalize;
 
 use std::cell::Cell;
@@ -19,6 +22,7 @@ use oxigraph::store::Store;
 
 use crate::error::{EngineError, Result};
 use crate::types::*;
+use changes::{ChangeSet, Journal, Mutation, Patch};
 use index::LabelIndex;
 use names::{has_scheme, readable, to_iri, NAMESPACE, RDFS_LABEL, RDF_LANG_STRING, RDF_TYPE, XSD_STRING};
 
@@ -40,6 +44,10 @@ pub struct KnowledgeGraph {
     /// (about 17 ms at 100k triples), so imports and inserts add what they added and only
     /// SPARQL updates and removals count again.
     triples: Cell<Option<u64>>,
+    /// The net change of recent writes, for hosts that persist the graph as a log.
+    journal: Journal,
+    /// Where this graph stands in its host's change log (the host's number; see `set_log_position`).
+    log_position: u64,
 }
 
 /// Queries kept parsed; the cache is simply emptied when full.
@@ -61,6 +69,8 @@ impl KnowledgeGraph {
             index_stale: false,
             parsed: HashMap::new(),
             triples: Cell::new(Some(0)),
+            journal: Journal::default(),
+            log_position: 0,
         })
     }
 
@@ -86,18 +96,6 @@ impl KnowledgeGraph {
         Ok(self.len()? == 0)
     }
 
-    /// After a change whose effect on the count is unknown: count again.
-    fn recount(&mut self, before: u64) -> Result<ChangeReport> {
-        self.triples.set(None);
-        let total = self.len()?;
-        // The in-memory store keeps removed quads as dead versions; once nothing is left
-        // (`CLEAR ALL`, `DROP ALL`), a new store gives that memory back.
-        if total == 0 && self.store.is_empty().map_err(storage)? {
-            self.store = Store::new().map_err(storage)?;
-        }
-        Ok(self.report(before, total))
-    }
-
     fn report(&mut self, before: u64, total: u64) -> ChangeReport {
         self.triples.set(Some(total));
         if total != before {
@@ -106,55 +104,117 @@ impl KnowledgeGraph {
         ChangeReport { changed: total.abs_diff(before), total }
     }
 
-    pub fn insert(&mut self, facts: &[Fact]) -> Result<ChangeReport> {
-        let quads = facts.iter().enumerate().map(|(i, f)| fact_quads(f, i, &self.store)).collect::<Result<Vec<_>>>()?;
+    /// Adds `quad` unless the store has it; a real addition is noted in `change`.
+    fn put(&mut self, quad: Quad, change: &mut ChangeSet) -> Result<()> {
+        if !self.store.contains(&quad).map_err(storage)? {
+            self.store.insert(&quad).map_err(storage)?;
+            change.mutations.push(Mutation::Added(quad));
+        }
+        Ok(())
+    }
+
+    /// Removes `quad` if the store has it; a real removal is noted in `change`.
+    fn del(&mut self, quad: Quad, change: &mut ChangeSet) -> Result<()> {
+        if self.store.contains(&quad).map_err(storage)? {
+            self.store.remove(&quad).map_err(storage)?;
+            change.mutations.push(Mutation::Removed(quad));
+        }
+        Ok(())
+    }
+
+    /// Runs one write: on success its change is counted and recorded, on failure it is undone,
+    /// so every write is all or nothing.
+    fn write<T>(&mut self, run: impl FnOnce(&mut Self, &mut ChangeSet) -> Result<T>) -> Result<(T, ChangeReport)> {
         let before = self.len()?;
-        let mut new = HashSet::new();
-        for q in quads.iter().flatten().filter(|q| !is_provenance(q)) {
-            if !self.store.contains(q).map_err(storage)? {
-                new.insert(q);
+        let mut change = ChangeSet::default();
+        match run(self, &mut change) {
+            Ok(value) => Ok((value, self.commit(before, change)?)),
+            Err(e) => {
+                self.rollback(change)?;
+                Err(e)
             }
         }
-        let added = new.len() as u64;
-        self.store.extend(quads.into_iter().flatten()).map_err(storage)?;
-        Ok(self.report(before, before + added))
+    }
+
+    fn commit(&mut self, before: u64, change: ChangeSet) -> Result<ChangeReport> {
+        let mut total = before as i64;
+        for m in &change.mutations {
+            match m {
+                Mutation::Added(q) if !is_provenance(q) => total += 1,
+                Mutation::Removed(q) if !is_provenance(q) => total -= 1,
+                _ => {}
+            }
+        }
+        if !change.mutations.is_empty() {
+            self.index_stale = true;
+        }
+        self.journal.record(&change);
+        let total = total.max(0) as u64;
+        // The in-memory store keeps removed quads as dead versions; once nothing is left
+        // (`CLEAR ALL`, `DROP ALL`), a new store gives that memory back.
+        if total == 0 && self.store.is_empty().map_err(storage)? && self.store.named_graphs().next().is_none() {
+            self.store = Store::new().map_err(storage)?;
+        }
+        Ok(self.report(before, total))
+    }
+
+    fn rollback(&mut self, change: ChangeSet) -> Result<()> {
+        for m in change.mutations.into_iter().rev() {
+            match m {
+                Mutation::Added(q) => self.store.remove(&q).map_err(storage)?,
+                Mutation::Removed(q) => self.store.insert(&q).map_err(storage)?,
+            }
+        }
+        Ok(())
+    }
+
+    pub fn insert(&mut self, facts: &[Fact]) -> Result<ChangeReport> {
+        let quads = facts.iter().enumerate().map(|(i, f)| fact_quads(f, i, &self.store)).collect::<Result<Vec<_>>>()?;
+        let ((), report) = self.write(|graph, change| {
+            for q in quads.into_iter().flatten() {
+                graph.put(q, change)?;
+            }
+            Ok(())
+        })?;
+        Ok(report)
     }
 
     pub fn remove(&mut self, facts: &[Fact]) -> Result<ChangeReport> {
-        let before = self.len()?;
-        for (i, fact) in facts.iter().enumerate() {
-            let (s, p, o) = fact_terms(fact, i)?;
-            let quad = Quad::new(s.clone(), p.clone(), o.clone(), GraphName::DefaultGraph);
-            self.store.remove(&quad).map_err(storage)?;
-            let node = provenance_node(&s, &p, &o);
-            let graph = NamedNode::new_unchecked(PROVENANCE_GRAPH);
-            let stale: Vec<Quad> = self
-                .store
-                .quads_for_pattern(Some(node.as_ref().into()), None, None, Some(graph.as_ref().into()))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(storage)?;
-            for q in stale {
-                self.store.remove(&q).map_err(storage)?;
-            }
-            // Entities named by plain strings got a label from us; drop it once nothing else
-            // mentions them, so removed facts leave no ghost entities behind.
-            let subject = match &s {
-                NamedOrBlankNode::NamedNode(n) => Some(n.clone()),
-                _ => None,
-            };
-            let object = match &o {
-                OxTerm::NamedNode(n) => Some(n.clone()),
-                _ => None,
-            };
-            for (name, node) in [(fact.subject.as_str(), subject), (object_name(fact), object)] {
-                if let Some(n) = node {
-                    if !name.is_empty() && !has_scheme(name) && !self.is_mentioned(&n)? {
-                        self.remove_labels(&n)?;
+        let terms = facts.iter().enumerate().map(|(i, f)| fact_terms(f, i)).collect::<Result<Vec<_>>>()?;
+        let ((), report) = self.write(|graph, change| {
+            for (fact, (s, p, o)) in facts.iter().zip(terms) {
+                graph.del(Quad::new(s.clone(), p.clone(), o.clone(), GraphName::DefaultGraph), change)?;
+                let node = provenance_node(&s, &p, &o);
+                let provenance = NamedNode::new_unchecked(PROVENANCE_GRAPH);
+                let stale: Vec<Quad> = graph
+                    .store
+                    .quads_for_pattern(Some(node.as_ref().into()), None, None, Some(provenance.as_ref().into()))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(storage)?;
+                for q in stale {
+                    graph.del(q, change)?;
+                }
+                // Entities named by plain strings got a label from us; drop it once nothing else
+                // mentions them, so removed facts leave no ghost entities behind.
+                let subject = match &s {
+                    NamedOrBlankNode::NamedNode(n) => Some(n.clone()),
+                    _ => None,
+                };
+                let object = match &o {
+                    OxTerm::NamedNode(n) => Some(n.clone()),
+                    _ => None,
+                };
+                for (name, node) in [(fact.subject.as_str(), subject), (object_name(fact), object)] {
+                    if let Some(n) = node {
+                        if !name.is_empty() && !has_scheme(name) && !graph.is_mentioned(&n)? {
+                            graph.remove_labels(&n, change)?;
+                        }
                     }
                 }
             }
-        }
-        self.recount(before)
+            Ok(())
+        })?;
+        Ok(report)
     }
 
     fn is_mentioned(&self, node: &NamedNode) -> Result<bool> {
@@ -177,7 +237,7 @@ impl KnowledgeGraph {
         Ok(as_subject || as_object || as_predicate)
     }
 
-    fn remove_labels(&mut self, node: &NamedNode) -> Result<()> {
+    fn remove_labels(&mut self, node: &NamedNode, change: &mut ChangeSet) -> Result<()> {
         let label = NamedNode::new_unchecked(RDFS_LABEL);
         let quads: Vec<Quad> = self
             .store
@@ -185,7 +245,7 @@ impl KnowledgeGraph {
             .collect::<std::result::Result<_, _>>()
             .map_err(storage)?;
         for q in quads {
-            self.store.remove(&q).map_err(storage)?;
+            self.del(q, change)?;
         }
         Ok(())
     }
@@ -193,28 +253,13 @@ impl KnowledgeGraph {
     /// SPARQL 1.1 query or update.
     pub fn query(&mut self, sparql: &str, row_limit: u32) -> Result<QueryResult> {
         let limit = if row_limit == 0 { usize::MAX } else { row_limit as usize };
-        if let Some(prepared) = self.parsed.get(sparql) {
-            let results = prepared.clone().on_store(&self.store).execute().map_err(evaluation)?;
-            return read_results(results, limit);
-        }
-        match SparqlEvaluator::new().parse_query(sparql) {
+        match self.prepare_query(sparql) {
             Ok(prepared) => {
-                if self.parsed.len() >= PARSED_QUERIES {
-                    self.parsed.clear();
-                }
-                self.parsed.insert(sparql.to_string(), prepared.clone());
                 let results = prepared.on_store(&self.store).execute().map_err(evaluation)?;
                 read_results(results, limit)
             }
-            Err(query_error) => match SparqlEvaluator::new().parse_update(sparql) {
-                Ok(update) => {
-                    let before = self.len()?;
-                    let done = update.on_store(&self.store).execute();
-                    // Even a failed update may have changed the store.
-                    let report = self.recount(before)?;
-                    done.map_err(|e| EngineError::InvalidInput(format!("SPARQL update: {e}")))?;
-                    Ok(QueryResult::Updated(report))
-                }
+            Err(query_error) => match spargebra::SparqlParser::new().parse_update(sparql) {
+                Ok(update) => Ok(QueryResult::Updated(self.run_update(&update)?)),
                 Err(update_error) => {
                     let error = if looks_like_update(sparql) { update_error.to_string() } else { query_error.to_string() };
                     Err(EngineError::QuerySyntax(format!("SPARQL {error}")))
@@ -223,11 +268,85 @@ impl KnowledgeGraph {
         }
     }
 
+    /// A SPARQL 1.1 update only (a query is refused, as the SPARQL protocol's `update`
+    /// parameter requires). `using_graphs` / `using_named_graphs` are the protocol's
+    /// `using-graph-uri` / `using-named-graph-uri`: the dataset of every DELETE/INSERT WHERE.
+    pub fn update(&mut self, sparql: &str, using_graphs: &[String], using_named_graphs: &[String]) -> Result<ChangeReport> {
+        let mut update = spargebra::SparqlParser::new().parse_update(sparql).map_err(|e| {
+            let hint = if looks_like_update(sparql) { "" } else { " (a query was sent as an update)" };
+            EngineError::QuerySyntax(format!("SPARQL {e}{hint}"))
+        })?;
+        if !using_graphs.is_empty() || !using_named_graphs.is_empty() {
+            let dataset = spargebra::algebra::QueryDataset {
+                default: using_graphs.iter().map(|g| graph_iri(g, "using-graph-uri")).collect::<Result<_>>()?,
+                named: Some(using_named_graphs.iter().map(|g| graph_iri(g, "using-named-graph-uri")).collect::<Result<_>>()?),
+            };
+            for op in &mut update.operations {
+                if let spargebra::GraphUpdateOperation::DeleteInsert { using, .. } = op {
+                    if using.is_some() {
+                        return Err(EngineError::InvalidInput(
+                            "the update has USING clauses and using-graph-uri/using-named-graph-uri were given too; the SPARQL protocol forbids both".into(),
+                        ));
+                    }
+                    *using = Some(dataset.clone());
+                }
+            }
+        }
+        self.run_update(&update)
+    }
+
+    fn run_update(&mut self, update: &spargebra::Update) -> Result<ChangeReport> {
+        let ((), report) = self.write(|graph, change| graph.apply_update(update, change))?;
+        Ok(report)
+    }
+
+    /// A parsed query, from the cache when the same text came before.
+    fn prepare_query(&mut self, sparql: &str) -> std::result::Result<PreparedSparqlQuery, oxigraph::sparql::SparqlSyntaxError> {
+        if let Some(prepared) = self.parsed.get(sparql) {
+            return Ok(prepared.clone());
+        }
+        let prepared = SparqlEvaluator::new().parse_query(sparql)?;
+        if self.parsed.len() >= PARSED_QUERIES {
+            self.parsed.clear();
+        }
+        self.parsed.insert(sparql.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    /// A query only (an update is refused), its results serialized: solutions and booleans as
+    /// `results`, graphs (CONSTRUCT, DESCRIBE) as `graph`. `default_graphs` / `named_graphs` are
+    /// the SPARQL protocol's `default-graph-uri` / `named-graph-uri` (empty: the query's own
+    /// FROM clauses, else the whole store).
+    pub fn query_serialized(
+        &mut self,
+        sparql: &str,
+        default_graphs: &[String],
+        named_graphs: &[String],
+        results: ResultsFormat,
+        graph: RdfFormat,
+        row_limit: u32,
+    ) -> Result<SerializedResults> {
+        let mut prepared = self.prepare_query(sparql).map_err(|e| {
+            let hint = if looks_like_update(sparql) { " (an update was sent as a query)" } else { "" };
+            EngineError::QuerySyntax(format!("SPARQL {e}{hint}"))
+        })?;
+        if !default_graphs.is_empty() || !named_graphs.is_empty() {
+            let dataset = prepared.dataset_mut();
+            dataset.set_default_graph(default_graphs.iter().map(|g| graph_iri(g, "default-graph-uri").map(Into::into)).collect::<Result<_>>()?);
+            dataset.set_available_named_graphs(named_graphs.iter().map(|g| graph_iri(g, "named-graph-uri").map(Into::into)).collect::<Result<_>>()?);
+        }
+        let solutions = prepared.on_store(&self.store).execute().map_err(evaluation)?;
+        let limit = if row_limit == 0 { usize::MAX } else { row_limit as usize };
+        results::serialize(solutions, results, graph, limit)
+    }
+
     /// All or nothing: parsed into one transaction, so a syntax error anywhere leaves the store
     /// as it was. (One pass, as `Store::load_from_slice`, but counting the new triples on the way
     /// so that the report needs no walk over the whole store.)
     pub fn import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
         let before = self.len()?;
+        let recording = self.journal.recording;
+        let mut change = ChangeSet::default();
         let mut transaction = self.store.start_transaction().map_err(storage)?;
         let mut added = 0u64;
         for quad in RdfParser::from_format(ox_format(format)).rename_blank_nodes().for_slice(data) {
@@ -235,27 +354,99 @@ impl KnowledgeGraph {
                 let at = e.location().map(|l| format!(" at line {}, column {}", l.start.line + 1, l.start.column + 1));
                 EngineError::InvalidInput(format!("{format:?} import{}: {e}; nothing was imported", at.unwrap_or_default()))
             })?;
-            if !is_provenance(&quad) && !transaction.contains(&quad).map_err(storage)? {
-                added += 1;
+            if !transaction.contains(&quad).map_err(storage)? {
+                if !is_provenance(&quad) {
+                    added += 1;
+                }
+                transaction.insert(&quad);
+                if recording {
+                    change.mutations.push(Mutation::Added(quad));
+                }
             }
-            transaction.insert(&quad);
         }
         transaction.commit().map_err(storage)?;
+        self.journal.record(&change);
         Ok(self.report(before, before + added))
     }
 
-    pub fn export(&self, format: RdfFormat) -> Result<Vec<u8>> {
-        let serializer = RdfSerializer::from_format(ox_format(format));
-        match format {
-            RdfFormat::NQuads => self.store.dump_to_writer(serializer, Vec::new()).map_err(storage),
-            RdfFormat::NTriples | RdfFormat::Turtle => {
-                let serializer = if format == RdfFormat::Turtle {
-                    serializer.with_prefix("kg", NAMESPACE).map_err(storage)?.with_prefix("rdfs", "http://www.w3.org/2000/01/rdf-schema#").map_err(storage)?
-                } else {
-                    serializer
-                };
-                self.store.dump_graph_to_writer(GraphNameRef::DefaultGraph, serializer, Vec::new()).map_err(storage)
+    /// Starts or stops recording changes (what was recorded and not taken is dropped).
+    pub fn record_changes(&mut self, on: bool) {
+        self.journal.set_recording(on);
+    }
+
+    /// The net change of the writes since recording started or changes were last taken, as
+    /// patch text (see [`changes`]).
+    pub fn take_changes(&mut self) -> Vec<u8> {
+        self.journal.take()
+    }
+
+    /// Applies patch text recorded elsewhere (or undoes it, `reverse`), exactly: blank-node
+    /// labels as written. All or nothing: a bad line leaves the graph as it was.
+    pub fn apply_changes(&mut self, patch: &[u8], reverse: bool) -> Result<ChangeReport> {
+        let mut patch = Patch::parse(patch)?;
+        if reverse {
+            patch = patch.reversed();
+        }
+        let ((), report) = self.write(|graph, change| {
+            for q in patch.removed {
+                graph.del(q, change)?;
             }
+            for q in patch.added {
+                graph.put(q, change)?;
+            }
+            Ok(())
+        })?;
+        Ok(report)
+    }
+
+    /// Replaces the graph with an N-Quads snapshot (labels kept) at `position`. Nothing is
+    /// recorded: a snapshot is where a log starts, not a change in it.
+    pub fn restore(&mut self, nquads: &[u8], position: u64) -> Result<ChangeReport> {
+        let before = self.len()?;
+        let store = Store::new().map_err(storage)?;
+        let mut added = 0u64;
+        {
+            let mut transaction = store.start_transaction().map_err(storage)?;
+            for quad in RdfParser::from_format(OxFormat::NQuads).for_slice(nquads) {
+                let quad = quad.map_err(|e| {
+                    let at = e.location().map(|l| format!(" at line {}", l.start.line + 1));
+                    EngineError::InvalidInput(format!("snapshot{}: {e}; the graph was left as it was", at.unwrap_or_default()))
+                })?;
+                if !is_provenance(&quad) && !transaction.contains(&quad).map_err(storage)? {
+                    added += 1;
+                }
+                transaction.insert(&quad);
+            }
+            transaction.commit().map_err(storage)?;
+        }
+        self.store = store;
+        self.parsed.clear();
+        self.log_position = position;
+        self.index_stale = true;
+        self.triples.set(Some(added));
+        Ok(ChangeReport { changed: added.abs_diff(before), total: added })
+    }
+
+    /// The host's position in its change log that this graph reflects; the engine only keeps it
+    /// (in a pre-initialized snapshot too), so a fresh instance knows which entries to replay.
+    pub fn log_position(&self) -> u64 {
+        self.log_position
+    }
+
+    pub fn set_log_position(&mut self, position: u64) {
+        self.log_position = position;
+    }
+
+    /// Formats with named graphs hold every graph (provenance too); the others the default graph.
+    pub fn export(&self, format: RdfFormat) -> Result<Vec<u8>> {
+        let mut serializer = RdfSerializer::from_format(ox_format(format));
+        if matches!(format, RdfFormat::Turtle | RdfFormat::TriG) {
+            serializer = serializer.with_prefix("kg", NAMESPACE).map_err(storage)?.with_prefix("rdfs", "http://www.w3.org/2000/01/rdf-schema#").map_err(storage)?;
+        }
+        if format.has_datasets() {
+            self.store.dump_to_writer(serializer, Vec::new()).map_err(storage)
+        } else {
+            self.store.dump_graph_to_writer(GraphNameRef::DefaultGraph, serializer, Vec::new()).map_err(storage)
         }
     }
 
@@ -476,6 +667,9 @@ fn ox_format(format: RdfFormat) -> OxFormat {
         RdfFormat::NTriples => OxFormat::NTriples,
         RdfFormat::NQuads => OxFormat::NQuads,
         RdfFormat::Turtle => OxFormat::Turtle,
+        RdfFormat::TriG => OxFormat::TriG,
+        RdfFormat::RdfXml => OxFormat::RdfXml,
+        RdfFormat::JsonLd => OxFormat::JsonLd { profile: oxigraph::io::JsonLdProfileSet::empty() },
     }
 }
 
@@ -506,6 +700,11 @@ fn ox_term(t: &Term) -> Option<OxTerm> {
         Term::Literal(l) => literal(l, "").ok()?.into(),
         Term::BlankNode(b) => oxigraph::model::BlankNode::new(b.clone()).ok()?.into(),
     })
+}
+
+/// A graph name given by IRI (SPARQL protocol parameters): full IRIs only.
+fn graph_iri(name: &str, field: &str) -> Result<NamedNode> {
+    NamedNode::new(name).map_err(|e| EngineError::InvalidInput(format!("{field} {name:?} is not a valid IRI: {e}")))
 }
 
 fn iri(name: &str, field: &str) -> Result<NamedNode> {

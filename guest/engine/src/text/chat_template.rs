@@ -13,6 +13,17 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// Sent as the system message when a chat has none (see [`default_system_message`]).
+    pub default_system: Option<&'static str>,
+}
+
+/// Per-model chat defaults the file alone gets wrong, decided here once for every host.
+/// SmolLM2's template puts "You are a helpful AI assistant named SmolLM, trained by Hugging
+/// Face" in when no system message is given, after which the 135M model answers "What is the
+/// capital of France?" greedily with a list of French words (llama.cpp does the same on this
+/// file); a plain system message gives the right answer.
+fn default_system_message(template: &str) -> Option<&'static str> {
+    template.contains("named SmolLM").then_some("You are a helpful assistant.")
 }
 
 #[derive(Serialize)]
@@ -31,7 +42,8 @@ impl ChatTemplate {
         });
         env.add_template_owned("chat", source.unwrap_or(CHATML).to_string())
             .map_err(|e| EngineError::InvalidModel(format!("tokenizer.chat_template does not parse: {e}")))?;
-        Ok(ChatTemplate { env, bos_token, eos_token })
+        let default_system = source.and_then(default_system_message);
+        Ok(ChatTemplate { env, bos_token, eos_token, default_system })
     }
 
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String> {
@@ -46,7 +58,12 @@ impl ChatTemplate {
                 )));
             }
         }
-        let messages: Vec<Message> = messages.iter().map(|m| Message { role: &m.role, content: &m.content }).collect();
+        let mut rendered: Vec<Message> = Vec::with_capacity(messages.len() + 1);
+        if let Some(system) = self.default_system.filter(|_| !messages.iter().any(|m| m.role == "system")) {
+            rendered.push(Message { role: "system", content: system });
+        }
+        rendered.extend(messages.iter().map(|m| Message { role: &m.role, content: &m.content }));
+        let messages = rendered;
         let template = self.env.get_template("chat").map_err(|e| EngineError::Internal(e.to_string()))?;
         template
             .render(context! {

@@ -75,9 +75,8 @@ pub struct GenerateArgs {
 pub struct ChatArgs {
     /// One message to answer; without it, read messages from stdin (`/reset`, `/exit`).
     pub message: Option<String>,
-    /// A system message put before the conversation; '' leaves it to the model's template
-    /// (SmolLM2's own default system prompt makes it answer simple questions badly).
-    #[arg(long, value_name = "MSG", default_value = "You are a helpful assistant.")]
+    /// A system message put before the conversation (default: the model's, chosen by the engine).
+    #[arg(long, value_name = "MSG", default_value = "")]
     pub system: String,
     #[command(flatten)]
     pub generation: GenerationArgs,

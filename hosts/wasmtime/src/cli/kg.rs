@@ -1,6 +1,6 @@
 //! The knowledge-graph commands: `kg import|export|insert|remove|stats`, `query`, `search`,
-//! `ask`. Each opens the component, loads the graph saved in the data directory, does its one
-//! thing, and saves again (atomically) if the graph or its search index changed.
+//! `ask`. Each opens the component, loads the graph saved in the data directory (snapshot and
+//! change log), does its one thing, and commits what it changed as one logged change.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use llmkg_host::datadir::{default_data_dir, DataDir};
 use llmkg_host::models::{DEFAULT_EMBEDDING_MODEL, DEFAULT_TEXT_MODEL};
-use llmkg_host::{json, AskOptions, ChangeReport, Fact, FactObject, LlmkgRuntime, LoadOptions, QueryResult, RdfFormat, Term, WeightConversion};
+use llmkg_host::{
+    json, AskOptions, ChangeReport, Fact, FactObject, LlmkgRuntime, LoadOptions, QueryResult, RdfFormat, ResultsFormat, Term, WeightConversion,
+};
 use serde_json::json;
 
 use super::{load_model, print_json, GlobalArgs};
@@ -21,14 +23,19 @@ pub struct GraphArgs {
 }
 
 impl GraphArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
     fn dir(&self) -> DataDir {
-        DataDir::new(self.data_dir.clone().unwrap_or_else(default_data_dir))
+        DataDir::new(self.data_dir())
     }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum KgCommand {
-    /// Import an RDF file (N-Triples .nt, N-Quads .nq, Turtle .ttl); all or nothing.
+    /// Import an RDF file (N-Triples .nt, N-Quads .nq, Turtle .ttl, TriG .trig, RDF/XML .rdf,
+    /// JSON-LD .jsonld); all or nothing.
     Import {
         file: PathBuf,
         #[arg(long, value_enum)]
@@ -47,6 +54,10 @@ pub enum KgCommand {
     Remove(FactArgs),
     /// Triples, entities and search-index size.
     Stats,
+    /// Fold the change log into a new snapshot (done on its own when the log grows large).
+    Compact,
+    /// Set aside a damaged change (and those after it) so the graph loads at the last good one.
+    Repair,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +93,12 @@ pub enum Format {
     #[value(name = "nquads")]
     NQuads,
     Turtle,
+    #[value(name = "trig")]
+    TriG,
+    #[value(name = "rdfxml")]
+    RdfXml,
+    #[value(name = "jsonld")]
+    JsonLd,
 }
 
 impl From<Format> for RdfFormat {
@@ -90,8 +107,22 @@ impl From<Format> for RdfFormat {
             Format::NTriples => RdfFormat::NTriples,
             Format::NQuads => RdfFormat::NQuads,
             Format::Turtle => RdfFormat::Turtle,
+            Format::TriG => RdfFormat::Trig,
+            Format::RdfXml => RdfFormat::RdfXml,
+            Format::JsonLd => RdfFormat::JsonLd,
         }
     }
+}
+
+/// `query --format`: the engine's serializers (the same as the HTTP `/sparql` route's).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryFormat {
+    /// Rows as tab-separated terms (or --json).
+    Table,
+    Json,
+    Xml,
+    Csv,
+    Tsv,
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +131,12 @@ pub struct QueryArgs {
     /// At most this many rows (0: all).
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+    /// Solutions and booleans in a SPARQL 1.1 result format (json, xml, csv, tsv); graphs from
+    /// CONSTRUCT/DESCRIBE then come as --graph-format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+    #[arg(long, value_enum, default_value_t = Format::Turtle)]
+    pub graph_format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +183,20 @@ fn load(rt: &mut LlmkgRuntime, global: &GlobalArgs, spec: &str) -> Result<()> {
 }
 
 pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Result<()> {
+    if let KgCommand::Repair = command {
+        // Repair works on the files: the graph may not load at all.
+        let dir = graph.dir();
+        match dir.repair()? {
+            None => println!("{}: every change replays; nothing to repair", dir.path.display()),
+            Some((problem, moved)) => {
+                println!("{}: {problem}", dir.path.display());
+                for path in moved {
+                    println!("set aside {}", path.display());
+                }
+            }
+        }
+        return Ok(());
+    }
     let (mut rt, dir) = open(global, graph)?;
     match command {
         KgCommand::Import { file, format } => {
@@ -155,12 +206,15 @@ pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Res
                     Some("nt") => Format::NTriples,
                     Some("nq") => Format::NQuads,
                     Some("ttl") => Format::Turtle,
+                    Some("trig") => Format::TriG,
+                    Some("rdf" | "owl" | "xml") => Format::RdfXml,
+                    Some("jsonld") => Format::JsonLd,
                     _ => bail!("cannot tell the format of {} from its extension; pass --format", file.display()),
                 },
             };
             let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let report = rt.kg_import(format.into(), &data).with_context(|| format!("importing {}", file.display()))?;
-            dir.save_graph(&mut rt)?;
+            dir.commit(&mut rt)?;
             if global.json {
                 print_json(&json::change_report(&report));
             } else {
@@ -179,12 +233,12 @@ pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Res
         }
         KgCommand::Insert(args) => {
             let report = rt.kg_insert(&[args.fact()])?;
-            dir.save_graph(&mut rt)?;
+            dir.commit(&mut rt)?;
             print_change(global, "inserted", &report);
         }
         KgCommand::Remove(args) => {
             let report = rt.kg_remove(&[args.fact()])?;
-            dir.save_graph(&mut rt)?;
+            dir.commit(&mut rt)?;
             print_change(global, "removed", &report);
         }
         KgCommand::Stats => {
@@ -198,15 +252,37 @@ pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Res
                 println!("indexed:   {} ({} waiting to be embedded on the next search)", stats.indexed, stats.pending);
             }
         }
+        KgCommand::Compact => {
+            let position = rt.kg_log_position()?;
+            dir.compact(&mut rt, position)?;
+            println!("compacted {} at change {position}", dir.path.display());
+        }
+        KgCommand::Repair => unreachable!("handled before the graph is loaded"),
     }
     Ok(())
 }
 
 pub fn run_query(global: &GlobalArgs, graph: &GraphArgs, args: QueryArgs) -> Result<()> {
     let (mut rt, dir) = open(global, graph)?;
+    let results = match args.format {
+        QueryFormat::Table => None,
+        QueryFormat::Json => Some(ResultsFormat::Json),
+        QueryFormat::Xml => Some(ResultsFormat::Xml),
+        QueryFormat::Csv => Some(ResultsFormat::Csv),
+        QueryFormat::Tsv => Some(ResultsFormat::Tsv),
+    };
+    if let Some(results) = results {
+        let out = rt.kg_query_serialized(&args.sparql, &[], &[], results, args.graph_format.into(), args.limit)?;
+        use std::io::Write;
+        std::io::stdout().write_all(&out.data)?;
+        if out.truncated {
+            eprintln!("(more rows; raise --limit)");
+        }
+        return Ok(());
+    }
     let result = rt.kg_query(&args.sparql, args.limit)?;
     if let QueryResult::Updated(_) = result {
-        dir.save_graph(&mut rt)?;
+        dir.commit(&mut rt)?;
     }
     if global.json {
         print_json(&json::query_result(&result));

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod kg;
 pub mod models;
 pub mod score;
+pub mod serve;
 pub mod stats;
 
 use std::io::IsTerminal;

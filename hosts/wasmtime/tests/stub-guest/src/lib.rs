@@ -311,6 +311,8 @@ impl introspect::Guest for Stub {
         }
     }
 
+    fn prepare_snapshot() {}
+
     fn build_info() -> BuildReport {
         BuildReport {
             engine_version: "stub".into(),
@@ -370,5 +372,25 @@ mod knowledge_stub {
         fn import_index(_: Vec<u8>) -> Result<u64, Error> {
             none()
         }
+        fn update(_: String, _: Vec<String>, _: Vec<String>) -> Result<kg::ChangeReport, Error> {
+            none()
+        }
+        fn query_serialized(_: String, _: Vec<String>, _: Vec<String>, _: kg::ResultsFormat, _: kg::RdfFormat, _: u32) -> Result<kg::SerializedResults, Error> {
+            none()
+        }
+        fn record_changes(_: bool) {}
+        fn take_changes() -> Vec<u8> {
+            Vec::new()
+        }
+        fn apply_changes(_: Vec<u8>, _: bool) -> Result<kg::ChangeReport, Error> {
+            none()
+        }
+        fn restore(_: Vec<u8>, _: u64) -> Result<kg::ChangeReport, Error> {
+            none()
+        }
+        fn log_position() -> u64 {
+            0
+        }
+        fn set_log_position(_: u64) {}
     }
 }
