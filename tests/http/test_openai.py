@@ -6,7 +6,7 @@ import struct
 import openai
 import pytest
 
-from conftest import cli, cosine
+from conftest import HOST, cli, cosine
 
 QUESTION = "What is the capital of France?"
 
@@ -120,3 +120,19 @@ def test_bad_requests_are_400s_naming_the_field(client):
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="all-minilm-l6-v2", input="")
     assert caught.value.body["param"] == "input"
+
+
+@pytest.mark.skipif(HOST != "llmkg", reason="deadlines are llmkg serve's (x-llmkg-timeout)")
+def test_a_request_past_its_deadline_gets_504_and_the_next_one_is_served(client):
+    slow = client.chat.completions.with_raw_response.create
+    with pytest.raises(openai.APIStatusError) as caught:
+        slow(
+            model="smollm2-135m-instruct",
+            messages=[{"role": "user", "content": "Write a long story about the sea."}],
+            max_tokens=400,
+            extra_headers={"x-llmkg-timeout": "300ms"},
+        )
+    assert caught.value.status_code == 504
+    assert caught.value.body["type"] == "timeout_error"
+    ok = client.chat.completions.create(model="smollm2-135m-instruct", messages=[{"role": "user", "content": QUESTION}], max_tokens=24)
+    assert "Paris" in ok.choices[0].message.content

@@ -94,6 +94,9 @@ pub fn engine_config() -> Config {
 pub const CONFIG_FINGERPRINT: &str =
     "cranelift;opt=speed;component-model;simd;relaxed-simd;epoch-interruption;v1";
 
+/// Bytes of written memory a pooled slot keeps resident between instances (see `serve`).
+const KEEP_RESIDENT: usize = 128 << 20;
+
 /// How an [`Engine`] is set up, and the fingerprint its cached artifacts are filed under.
 #[derive(Clone)]
 pub struct EngineSetup {
@@ -122,7 +125,18 @@ impl EngineSetup {
             .total_tables(instances * 8)
             .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
             .max_component_instance_size(1 << 20)
-            .max_core_instance_size(1 << 20);
+            .max_core_instance_size(1 << 20)
+            // When an instance ends, the pages it wrote are put back (found with Linux's
+            // PAGEMAP_SCAN, reset with memcpy) instead of the whole memory being decommitted,
+            // and slots go to the module that used them last: the next instance takes no page
+            // faults on the weights it reads. (Wasmtime 48 scans for at most 32 dirty regions
+            // and decommits what lies past them, so scratch memory high in the heap still
+            // faults: about 2k faults, ~25 ms, per embeddings request; docs/BENCHMARKS.md.)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .max_unused_warm_slots(0)
+            .table_keep_resident(1 << 20)
+            .async_stack_keep_resident(2 << 20)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
             .memory_init_cow(true)
@@ -131,7 +145,7 @@ impl EngineSetup {
             .memory_guaranteed_dense_image_size(image_bytes);
         EngineSetup {
             config,
-            fingerprint: format!("{CONFIG_FINGERPRINT};serve;pool={instances};mem={max_memory};image={image_bytes}"),
+            fingerprint: format!("{CONFIG_FINGERPRINT};serve;pool={instances};mem={max_memory};image={image_bytes};resident={KEEP_RESIDENT}"),
         }
     }
 }

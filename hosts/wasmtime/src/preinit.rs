@@ -109,6 +109,7 @@ pub fn preinit(spec: &PreinitSpec, mut progress: impl FnMut(&str)) -> Result<(Ve
             DataDir::new(path.clone()).load_into(&mut rt)?;
         }
     }
+    warm_up(&mut rt, &models)?;
     rt.kg_record_changes(false)?;
     let stats = rt.kg_stats()?;
     if stats.pending > 0 && stats.embedding_model.is_some() {
@@ -144,6 +145,32 @@ pub fn preinit(spec: &PreinitSpec, mut progress: impl FnMut(&str)) -> Result<(Ve
         snapshot_time: snapshotting.elapsed(),
     };
     Ok((snapshot, report))
+}
+
+/// Runs each model once (greedy, so nothing random) before the snapshot, so the allocator's
+/// free lists already hold the scratch memory a request needs inside the snapshot's memory:
+/// a fresh instance then reuses those pages instead of growing its memory and faulting in
+/// new ones on every request.
+fn warm_up(rt: &mut LlmkgRuntime, models: &[ModelInfo]) -> Result<()> {
+    for m in models {
+        match m.kind {
+            crate::ModelKind::Embedding => {
+                let batch: Vec<String> = (0..32).map(|i| format!("warm-up sentence number {i} for the embedding model's scratch memory")).collect();
+                rt.embed(&m.id, &batch)?;
+            }
+            crate::ModelKind::TextGeneration => {
+                let request = crate::GenerateRequest {
+                    model: m.id.clone(),
+                    prompt: "Warm-up: a prompt of a few dozen tokens, like a short chat turn with its template, to size the prefill scratch.".into(),
+                    max_tokens: 16,
+                    sampling: None,
+                    stop: vec![],
+                };
+                rt.generate(&request)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What wizer needs from the instance (its memory and globals, read through the functions it
