@@ -1,14 +1,23 @@
-//! Moving bytes over wasi:http: the request (head, and a body read up to a cap before anything
-//! is buffered), responses (whole, or streamed as server-sent events), CORS, content
-//! negotiation and form/query parsing.
+//! Requests and replies as the routes see them, whatever carried them (wasi:http, or the plain
+//! `http-handler` export; `transport` moves them): the request (head, and a body read up to a
+//! cap before anything is buffered), replies (whole, or a source of server-sent events), CORS,
+//! content negotiation and form/query parsing.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
-use wasip2::http::types::{Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
-use wasip2::io::streams::OutputStream;
+use wasip2::http::types::{IncomingBody, IncomingRequest, Method};
 
 use crate::config::Config;
 use crate::errors::ApiError;
+
+/// Where a request's body comes from.
+enum BodySource {
+    /// Not read yet: read (up to the cap) when a route asks for it.
+    Wasi(IncomingRequest),
+    /// Given whole by the host.
+    Bytes(Vec<u8>),
+    Taken,
+}
 
 pub struct Request {
     pub method: String,
@@ -16,11 +25,25 @@ pub struct Request {
     /// The raw query string, without `?`.
     pub query: String,
     headers: Vec<(String, String)>,
-    incoming: Option<IncomingRequest>,
+    body: BodySource,
+}
+
+fn split_target(target: &str) -> (String, String) {
+    match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.to_string(), String::new()),
+    }
 }
 
 impl Request {
-    pub fn new(incoming: IncomingRequest) -> Self {
+    /// A request given whole (the plain `http-handler` export).
+    pub fn from_parts(method: &str, path_with_query: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        let (path, query) = split_target(if path_with_query.is_empty() { "/" } else { path_with_query });
+        let headers = headers.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+        Request { method: method.to_ascii_uppercase(), path, query, headers, body: BodySource::Bytes(body) }
+    }
+
+    pub fn from_wasi(incoming: IncomingRequest) -> Self {
         let method = match incoming.method() {
             Method::Get => "GET".into(),
             Method::Head => "HEAD".into(),
@@ -34,17 +57,14 @@ impl Request {
             Method::Other(m) => m.to_ascii_uppercase(),
         };
         let target = incoming.path_with_query().unwrap_or_else(|| "/".into());
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (target, String::new()),
-        };
+        let (path, query) = split_target(&target);
         let headers = incoming
             .headers()
             .entries()
             .into_iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
             .collect();
-        Request { method, path, query, headers, incoming: Some(incoming) }
+        Request { method, path, query, headers, body: BodySource::Wasi(incoming) }
     }
 
     /// A request built in a test: no body.
@@ -55,7 +75,7 @@ impl Request {
             path: path.into(),
             query: query.into(),
             headers: headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.to_string())).collect(),
-            incoming: None,
+            body: BodySource::Taken,
         }
     }
 
@@ -77,7 +97,12 @@ impl Request {
                 return Err(ApiError::too_large(length, limit));
             }
         }
-        let Some(incoming) = self.incoming.take() else { return Ok(Vec::new()) };
+        let incoming = match std::mem::replace(&mut self.body, BodySource::Taken) {
+            BodySource::Taken => return Ok(Vec::new()),
+            BodySource::Bytes(bytes) if bytes.len() as u64 > limit => return Err(ApiError::too_large(bytes.len() as u64, limit)),
+            BodySource::Bytes(bytes) => return Ok(bytes),
+            BodySource::Wasi(incoming) => incoming,
+        };
         let body = incoming.consume().map_err(|()| ApiError::bad_request("the request body was already read"))?;
         let mut data = Vec::new();
         {
@@ -136,70 +161,20 @@ impl Response {
     }
 }
 
-fn fields(headers: &[(String, String)]) -> Fields {
-    let fields = Fields::new();
-    for (name, value) in headers {
-        // A header the host forbids is skipped rather than failing the whole response.
-        let _ = fields.append(name, value.as_bytes());
-    }
-    fields
+/// What a route answers: a whole response, or server-sent events produced one by one.
+pub enum Reply {
+    Whole(Response),
+    Events(Box<dyn EventSource>),
 }
 
-fn start(out: ResponseOutparam, status: u16, headers: &[(String, String)]) -> Option<(OutgoingBody, OutputStream)> {
-    let response = OutgoingResponse::new(fields(headers));
-    let _ = response.set_status_code(status);
-    let body = response.body().ok()?;
-    ResponseOutparam::set(out, Ok(response));
-    let stream = body.write().ok()?;
-    Some((body, stream))
-}
-
-/// Sends `response` with `extra` headers (CORS) added.
-pub fn send(out: ResponseOutparam, response: Response, extra: &[(String, String)]) {
-    let mut headers = response.headers;
-    headers.extend_from_slice(extra);
-    headers.push(("content-length".into(), response.body.len().to_string()));
-    if let Some((body, mut stream)) = start(out, response.status, &headers) {
-        let _ = stream.write_all(&response.body);
-        let _ = stream.flush();
-        drop(stream);
-        let _ = OutgoingBody::finish(body, None);
-    }
-}
-
-/// A response body written piece by piece (server-sent events).
-pub struct EventStream {
-    body: Option<OutgoingBody>,
-    stream: Option<OutputStream>,
-}
-
-impl EventStream {
-    pub fn open(out: ResponseOutparam, extra: &[(String, String)]) -> Self {
-        let mut headers = vec![
-            ("content-type".to_string(), "text/event-stream".to_string()),
-            ("cache-control".to_string(), "no-cache".to_string()),
-        ];
-        headers.extend_from_slice(extra);
-        match start(out, 200, &headers) {
-            Some((body, stream)) => EventStream { body: Some(body), stream: Some(stream) },
-            None => EventStream { body: None, stream: None },
-        }
-    }
-
-    /// Sends one event; false once the client has gone away (the caller stops working).
-    pub fn send(&mut self, data: &str) -> bool {
-        let Some(stream) = self.stream.as_mut() else { return false };
-        let event = format!("data: {data}\n\n");
-        stream.write_all(event.as_bytes()).is_ok() && stream.flush().is_ok()
-    }
-
-    /// Ends the body, with trailers for the host (usage figures for its metrics).
-    pub fn finish(mut self, trailers: &[(String, String)]) {
-        self.stream.take();
-        if let Some(body) = self.body.take() {
-            let _ = OutgoingBody::finish(body, Some(fields(trailers)));
-        }
-    }
+/// Server-sent events made as they are asked for (each may decode a token): the wasi:http
+/// transport writes them as they come, the plain export hands them out one per `next`.
+pub trait EventSource {
+    /// The next event's data (what follows `data: `); none at the end. Dropping the source
+    /// stops the work behind it.
+    fn next_event(&mut self) -> Option<String>;
+    /// Trailers after the last event (the usage, for the host's metrics).
+    fn trailers(&self) -> Vec<(String, String)>;
 }
 
 /// CORS headers for this request: only when origins are configured and this one is allowed.

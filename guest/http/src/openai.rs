@@ -6,12 +6,11 @@
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wasip2::http::types::ResponseOutparam;
 
-use crate::bindings::llmkg::engine::inference::{self, ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, Sampling};
+use crate::bindings::llmkg::engine::inference::{self, ChatMessage, ChatRequest, Completion, FinishReason, GenerateRequest, Sampling, TokenStream};
 use crate::config::Config;
 use crate::errors::ApiError;
-use crate::http::{self, EventStream, Request, Response};
+use crate::http::{EventSource, Reply, Request, Response};
 use crate::models;
 
 /// `stop`: one string or a list of them.
@@ -207,192 +206,169 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-type Routed = Result<(), (ResponseOutparam, ApiError)>;
-
-pub fn chat(config: &Config, request: &mut Request, out: ResponseOutparam, cors: &[(String, String)]) -> Routed {
-    let body: ChatBody = match request.json(config.max_body) {
-        Ok(b) => b,
-        Err(e) => return Err((out, e)),
-    };
-    let prepared = (|| {
-        if body.messages.is_empty() {
-            return Err(ApiError::bad_param("messages", "messages is empty"));
-        }
-        let mut messages = Vec::with_capacity(body.messages.len());
-        for (i, m) in body.messages.into_iter().enumerate() {
-            // OpenAI's newer name for the system role.
-            let role = if m.role == "developer" { "system".to_string() } else { m.role };
-            messages.push(ChatMessage { role, content: message_text(i, m.content)? });
-        }
-        let settings = body.generation.settings(config)?;
-        let request = ChatRequest {
-            model: settings.model.clone(),
-            messages,
-            max_tokens: settings.max_tokens,
-            sampling: settings.sampling,
-            stop: settings.stop.clone(),
-        };
-        Ok((settings, request))
-    })();
-    let (settings, chat) = match prepared {
-        Ok(p) => p,
-        Err(e) => return Err((out, e)),
-    };
-    let (id, created) = (id("chatcmpl"), now());
-    let object = |o: Value| -> Value {
-        let mut o = o;
-        o["id"] = json!(id);
-        o["created"] = json!(created);
-        o["model"] = json!(settings.model);
-        o["system_fingerprint"] = json!(concat!("llmkg-", env!("CARGO_PKG_VERSION")));
-        o
-    };
-    if !settings.stream {
-        let completion = match inference::chat(&chat) {
-            Ok(c) => c,
-            Err(e) => return Err((out, e.into())),
-        };
-        let value = object(json!({
-            "object": "chat.completion",
-            "choices": [{
-                "index": 0,
-                "message": { "role": "assistant", "content": completion.text },
-                "logprobs": null,
-                "finish_reason": finish_reason(completion.finish_reason),
-            }],
-            "usage": usage(&completion),
-        }));
-        let (name, value_h) = usage_header(&completion);
-        http::send(out, Response::json(200, &value).header(&name, value_h), cors);
-        return Ok(());
-    }
-    let stream = match inference::stream_chat(&chat) {
-        Ok(s) => s,
-        Err(e) => return Err((out, e.into())),
-    };
-    let chunk = |delta: Value, finish: Option<&str>| -> String {
-        object(json!({
-            "object": "chat.completion.chunk",
-            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
-        }))
-        .to_string()
-    };
-    let mut events = EventStream::open(out, cors);
-    if !events.send(&chunk(json!({ "role": "assistant", "content": "" }), None)) {
-        return Ok(());
-    }
-    stream_pieces(events, &stream, |piece| chunk(json!({ "content": piece }), None), |c| {
-        let mut last = vec![chunk(json!({}), Some(finish_reason(c.finish_reason)))];
-        if settings.include_usage {
-            last.push(object(json!({ "object": "chat.completion.chunk", "choices": [], "usage": usage(c) })).to_string());
-        }
-        last
-    });
-    Ok(())
+/// What every chat or completion answer carries besides its choices.
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+    chat: bool,
+    include_usage: bool,
 }
 
-/// Relays a token stream as events; stops generating as soon as the client is gone (dropping
-/// the stream ends the generation in the engine).
-fn stream_pieces(
-    mut events_out: EventStream,
-    stream: &inference::TokenStream,
-    piece_event: impl Fn(&str) -> String,
-    last_events: impl FnOnce(&Completion) -> Vec<String>,
-) {
-    loop {
-        match stream.next() {
-            Ok(Some(piece)) => {
-                if !events_out.send(&piece_event(&piece)) {
-                    return;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // Headers are gone already: the error travels as an event, OpenAI-shaped.
-                let error = ApiError::from(e);
-                events_out.send(&error.body().to_string());
-                events_out.send("[DONE]");
-                events_out.finish(&[]);
-                return;
-            }
-        }
+impl Meta {
+    fn new(model: &str, chat: bool, include_usage: bool) -> Self {
+        Meta { id: id(if chat { "chatcmpl" } else { "cmpl" }), created: now(), model: model.to_string(), chat, include_usage }
     }
-    let completion = stream.completion();
-    for event in last_events(&completion) {
-        if !events_out.send(&event) {
-            return;
-        }
-    }
-    if events_out.send("[DONE]") {
-        events_out.finish(&[usage_header(&completion)]);
-    }
-}
 
-pub fn completion(config: &Config, request: &mut Request, out: ResponseOutparam, cors: &[(String, String)]) -> Routed {
-    let body: CompletionBody = match request.json(config.max_body) {
-        Ok(b) => b,
-        Err(e) => return Err((out, e)),
-    };
-    let prepared = (|| {
-        let prompt = match body.prompt {
-            Value::String(s) => s,
-            Value::Array(a) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
-            Value::Array(_) => return Err(ApiError::unsupported("prompt", "prompt must be one string (token-id prompts and batches are not supported)")),
-            _ => return Err(ApiError::bad_param("prompt", "prompt must be a string")),
+    /// An answer object (whole, or one chunk of a stream) around `choices`.
+    fn object(&self, chunk: bool, choices: Value, usage_value: Option<Value>) -> Value {
+        let object = match (self.chat, chunk) {
+            (true, false) => "chat.completion",
+            (true, true) => "chat.completion.chunk",
+            (false, _) => "text_completion",
         };
-        let settings = body.generation.settings(config)?;
-        let request = GenerateRequest {
-            model: settings.model.clone(),
-            prompt,
-            max_tokens: settings.max_tokens,
-            sampling: settings.sampling,
-            stop: settings.stop.clone(),
-        };
-        Ok((settings, request))
-    })();
-    let (settings, generate) = match prepared {
-        Ok(p) => p,
-        Err(e) => return Err((out, e)),
-    };
-    let (id, created) = (id("cmpl"), now());
-    let object = |choices: Value, usage_value: Option<Value>| -> Value {
-        let mut o = json!({ "id": id, "object": "text_completion", "created": created, "model": settings.model, "choices": choices });
+        let mut o = json!({ "id": self.id, "object": object, "created": self.created, "model": self.model, "choices": choices });
+        if self.chat {
+            o["system_fingerprint"] = json!(concat!("llmkg-", env!("CARGO_PKG_VERSION")));
+        }
         if let Some(u) = usage_value {
             o["usage"] = u;
         }
         o
-    };
-    if !settings.stream {
-        let completion = match inference::generate(&generate) {
-            Ok(c) => c,
-            Err(e) => return Err((out, e.into())),
-        };
-        let value = object(
-            json!([{ "index": 0, "text": completion.text, "logprobs": null, "finish_reason": finish_reason(completion.finish_reason) }]),
-            Some(usage(&completion)),
-        );
-        let (name, value_h) = usage_header(&completion);
-        http::send(out, Response::json(200, &value).header(&name, value_h), cors);
-        return Ok(());
     }
-    let stream = match inference::stream(&generate) {
-        Ok(s) => s,
-        Err(e) => return Err((out, e.into())),
-    };
-    let events = EventStream::open(out, cors);
-    stream_pieces(
-        events,
-        &stream,
-        |piece| object(json!([{ "index": 0, "text": piece, "logprobs": null, "finish_reason": null }]), None).to_string(),
-        |c| {
-            let mut last = vec![object(json!([{ "index": 0, "text": "", "logprobs": null, "finish_reason": finish_reason(c.finish_reason) }]), None).to_string()];
-            if settings.include_usage {
-                last.push(object(json!([]), Some(usage(c))).to_string());
+
+    fn whole(&self, c: &Completion) -> Response {
+        let choice = if self.chat {
+            json!({ "index": 0, "message": { "role": "assistant", "content": c.text }, "logprobs": null, "finish_reason": finish_reason(c.finish_reason) })
+        } else {
+            json!({ "index": 0, "text": c.text, "logprobs": null, "finish_reason": finish_reason(c.finish_reason) })
+        };
+        let (name, value) = usage_header(c);
+        Response::json(200, &self.object(false, json!([choice]), Some(usage(c)))).header(&name, value)
+    }
+
+    /// One streamed piece of text (`None` with a finish reason: the last chunk).
+    fn piece(&self, text: Option<&str>, finish: Option<&str>) -> String {
+        let choice = match (self.chat, text) {
+            (true, Some(t)) => json!({ "index": 0, "delta": { "content": t }, "logprobs": null, "finish_reason": finish }),
+            (true, None) => json!({ "index": 0, "delta": {}, "logprobs": null, "finish_reason": finish }),
+            (false, t) => json!({ "index": 0, "text": t.unwrap_or(""), "logprobs": null, "finish_reason": finish }),
+        };
+        self.object(true, json!([choice]), None).to_string()
+    }
+}
+
+/// Where a streamed answer is.
+enum Phase {
+    /// Chat streams open with the assistant's role.
+    Role,
+    Pieces,
+    Usage,
+    Done,
+    Ended,
+}
+
+/// A streamed chat or completion: each event decodes until there is new text.
+struct GenerationEvents {
+    meta: Meta,
+    stream: Option<TokenStream>,
+    phase: Phase,
+    completion: Option<Completion>,
+}
+
+impl EventSource for GenerationEvents {
+    fn next_event(&mut self) -> Option<String> {
+        loop {
+            match self.phase {
+                Phase::Role => {
+                    self.phase = Phase::Pieces;
+                    let role = json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }]);
+                    return Some(self.meta.object(true, role, None).to_string());
+                }
+                Phase::Pieces => {
+                    let stream = self.stream.as_ref()?;
+                    match stream.next() {
+                        Ok(Some(piece)) if piece.is_empty() => continue,
+                        Ok(Some(piece)) => return Some(self.meta.piece(Some(&piece), None)),
+                        Ok(None) => {
+                            let c = stream.completion();
+                            // The generation is over: free its KV cache now, not when the
+                            // client has read the last bytes.
+                            self.stream = None;
+                            self.phase = if self.meta.include_usage { Phase::Usage } else { Phase::Done };
+                            let last = self.meta.piece(None, Some(finish_reason(c.finish_reason)));
+                            self.completion = Some(c);
+                            return Some(last);
+                        }
+                        Err(e) => {
+                            // Headers are gone already: the error travels as an event, OpenAI-shaped.
+                            self.stream = None;
+                            self.phase = Phase::Done;
+                            return Some(ApiError::from(e).body().to_string());
+                        }
+                    }
+                }
+                Phase::Usage => {
+                    self.phase = Phase::Done;
+                    let u = self.completion.as_ref().map(usage);
+                    return Some(self.meta.object(true, json!([]), u).to_string());
+                }
+                Phase::Done => {
+                    self.phase = Phase::Ended;
+                    return Some("[DONE]".into());
+                }
+                Phase::Ended => return None,
             }
-            last
-        },
-    );
-    Ok(())
+        }
+    }
+
+    fn trailers(&self) -> Vec<(String, String)> {
+        self.completion.as_ref().map(|c| vec![usage_header(c)]).unwrap_or_default()
+    }
+}
+
+fn stream_reply(meta: Meta, stream: TokenStream) -> Reply {
+    let phase = if meta.chat { Phase::Role } else { Phase::Pieces };
+    Reply::Events(Box::new(GenerationEvents { meta, stream: Some(stream), phase, completion: None }))
+}
+
+pub fn chat(config: &Config, request: &mut Request) -> Result<Reply, ApiError> {
+    let body: ChatBody = request.json(config.max_body)?;
+    if body.messages.is_empty() {
+        return Err(ApiError::bad_param("messages", "messages is empty"));
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for (i, m) in body.messages.into_iter().enumerate() {
+        // OpenAI's newer name for the system role.
+        let role = if m.role == "developer" { "system".to_string() } else { m.role };
+        messages.push(ChatMessage { role, content: message_text(i, m.content)? });
+    }
+    let settings = body.generation.settings(config)?;
+    let chat = ChatRequest { model: settings.model.clone(), messages, max_tokens: settings.max_tokens, sampling: settings.sampling, stop: settings.stop };
+    let meta = Meta::new(&settings.model, true, settings.include_usage);
+    if settings.stream {
+        Ok(stream_reply(meta, inference::stream_chat(&chat)?))
+    } else {
+        Ok(Reply::Whole(meta.whole(&inference::chat(&chat)?)))
+    }
+}
+
+pub fn completion(config: &Config, request: &mut Request) -> Result<Reply, ApiError> {
+    let body: CompletionBody = request.json(config.max_body)?;
+    let prompt = match body.prompt {
+        Value::String(s) => s,
+        Value::Array(a) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
+        Value::Array(_) => return Err(ApiError::unsupported("prompt", "prompt must be one string (token-id prompts and batches are not supported)")),
+        _ => return Err(ApiError::bad_param("prompt", "prompt must be a string")),
+    };
+    let settings = body.generation.settings(config)?;
+    let generate = GenerateRequest { model: settings.model.clone(), prompt, max_tokens: settings.max_tokens, sampling: settings.sampling, stop: settings.stop };
+    let meta = Meta::new(&settings.model, false, settings.include_usage);
+    if settings.stream {
+        Ok(stream_reply(meta, inference::stream(&generate)?))
+    } else {
+        Ok(Reply::Whole(meta.whole(&inference::generate(&generate)?)))
+    }
 }
 
 pub fn embeddings(config: &Config, request: &mut Request) -> Result<Response, ApiError> {

@@ -109,7 +109,10 @@ pub fn preinit(spec: &PreinitSpec, mut progress: impl FnMut(&str)) -> Result<(Ve
             DataDir::new(path.clone()).load_into(&mut rt)?;
         }
     }
-    warm_up(&mut rt, &models)?;
+    if let Err(e) = warm_up(&mut rt, &models) {
+        // Only an optimisation (a model with a tiny context cannot take the warm-up prompt).
+        progress(&format!("warm-up skipped: {e}"));
+    }
     rt.kg_record_changes(false)?;
     let stats = rt.kg_stats()?;
     if stats.pending > 0 && stats.embedding_model.is_some() {
