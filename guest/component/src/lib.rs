@@ -220,6 +220,11 @@ impl inference::Guest for Component {
         with_engine(|e| e.embed(&model, &texts)).map_err(Error::from)
     }
 
+    fn embed_counted(model: String, texts: Vec<String>) -> Result<inference::Embeddings, Error> {
+        let (vectors, tokens) = with_engine(|e| e.embed_counted(&model, &texts))?;
+        Ok(inference::Embeddings { vectors, tokens })
+    }
+
     fn tokenize(model: String, text: String, add_special_tokens: bool) -> Result<Vec<u32>, Error> {
         with_engine(|e| e.tokenize(&model, &text, add_special_tokens)).map_err(Error::from)
     }

@@ -147,6 +147,17 @@ impl Engine {
         }
     }
 
+    /// [`embed`](Self::embed), and the number of tokens the encoder saw in all (for usage).
+    pub fn embed_counted(&self, model: &str, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64)> {
+        match self.models.get(model).map(|m| &m.model) {
+            Some(Model::Embedding(bert)) => bert.embed_counted(texts),
+            Some(Model::Text(_)) => Err(EngineError::InvalidInput(format!(
+                "model {model} is a text-generation model; embed needs an embedding model"
+            ))),
+            None => Err(self.not_found(model)),
+        }
+    }
+
     /// Token ids of `text` for a text-generation or an embedding model.
     pub fn tokenize(&self, model: &str, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         match self.models.get(model).map(|m| &m.model) {

@@ -394,31 +394,49 @@ pub fn embeddings(config: &Config, request: &mut Request) -> Result<Response, Ap
         Some(other) => return Err(ApiError::bad_param("encoding_format", format!("encoding_format {other:?}: expected float or base64"))),
     };
     let model = models::embedding_model(config, body.model.as_deref())?;
-    let vectors = inference::embed(&model, &texts)?;
-    if let (Some(d), Some(v)) = (body.dimensions, vectors.first()) {
+    let counted = inference::embed_counted(&model, &texts)?;
+    if let (Some(d), Some(v)) = (body.dimensions, counted.vectors.first()) {
         if d as usize != v.len() {
             return Err(ApiError::unsupported("dimensions", format!("this model's embeddings have {} dimensions; dimensions={d} cannot be served", v.len())));
         }
     }
-    let mut tokens = 0u64;
-    for t in &texts {
-        tokens += inference::tokenize(&model, t, true)?.len() as u64;
+    // Serialized straight from the vectors (no JSON value per float: 32 sentences are 12k floats).
+    #[derive(serde::Serialize)]
+    struct Item<E: serde::Serialize> {
+        object: &'static str,
+        index: usize,
+        embedding: E,
     }
-    let data: Vec<Value> = vectors
-        .iter()
-        .enumerate()
-        .map(|(index, v)| {
-            let embedding = if base64 {
+    let tokens = counted.tokens;
+    let usage_value = json!({ "prompt_tokens": tokens, "total_tokens": tokens });
+    let data: Vec<u8> = if base64 {
+        let items: Vec<Item<String>> = counted
+            .vectors
+            .iter()
+            .enumerate()
+            .map(|(index, v)| {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                json!(v)
-            };
-            json!({ "object": "embedding", "index": index, "embedding": embedding })
-        })
-        .collect();
-    let value = json!({ "object": "list", "data": data, "model": model, "usage": { "prompt_tokens": tokens, "total_tokens": tokens } });
-    Ok(Response::json(200, &value).header("x-llmkg-usage", format!("prompt={tokens},completion=0")))
+                Item { object: "embedding", index, embedding: base64::engine::general_purpose::STANDARD.encode(bytes) }
+            })
+            .collect();
+        serialize_list(&items, &model, &usage_value)
+    } else {
+        let items: Vec<Item<&[f32]>> =
+            counted.vectors.iter().enumerate().map(|(index, v)| Item { object: "embedding", index, embedding: v.as_slice() }).collect();
+        serialize_list(&items, &model, &usage_value)
+    };
+    Ok(Response::bytes(200, "application/json", data).header("x-llmkg-usage", format!("prompt={tokens},completion=0")))
+}
+
+fn serialize_list<T: serde::Serialize>(data: &[T], model: &str, usage: &Value) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct List<'a, T: serde::Serialize> {
+        object: &'static str,
+        data: &'a [T],
+        model: &'a str,
+        usage: &'a Value,
+    }
+    serde_json::to_vec(&List { object: "list", data, model, usage }).unwrap_or_default()
 }
 
 fn model_object(m: &crate::bindings::llmkg::engine::types::ModelInfo) -> Value {

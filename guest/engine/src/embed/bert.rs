@@ -83,15 +83,22 @@ impl BertEmbedder {
     }
 
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_counted(texts)?.0)
+    }
+
+    /// The embeddings, and how many tokens the encoder saw (after truncation) in all.
+    pub fn embed_counted(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64)> {
         if texts.is_empty() {
             return Err(EngineError::InvalidInput("texts is empty; embed needs at least one text".into()));
         }
         let mut out = Vec::with_capacity(texts.len());
+        let mut seen = 0u64;
         for batch in texts.chunks(BATCH) {
             let encodings = self
                 .tokenizer
                 .encode_batch(batch.to_vec(), true)
                 .map_err(|e| EngineError::InvalidInput(format!("tokenizing: {e}")))?;
+            seen += encodings.iter().map(|e| e.len() as u64).sum::<u64>();
             let mut pass = 0;
             while pass < encodings.len() {
                 let mut end = pass + 1;
@@ -106,7 +113,7 @@ impl BertEmbedder {
                 pass = end;
             }
         }
-        Ok(out)
+        Ok((out, seen))
     }
 
     /// The token ids the encoder sees for `text` (truncated as for embedding).

@@ -127,7 +127,17 @@ impl KnowledgeGraph {
     fn write<T>(&mut self, run: impl FnOnce(&mut Self, &mut ChangeSet) -> Result<T>) -> Result<(T, ChangeReport)> {
         let before = self.len()?;
         let mut change = ChangeSet::default();
-        match run(self, &mut change) {
+        let outcome = run(self, &mut change).and_then(|value| {
+            // What is recorded goes to a log that must replay: refuse what would not.
+            if self.journal.recording {
+                changes::check_storable(change.mutations.iter().filter_map(|m| match m {
+                    Mutation::Added(q) => Some(q),
+                    Mutation::Removed(_) => None,
+                }))?;
+            }
+            Ok(value)
+        });
+        match outcome {
             Ok(value) => Ok((value, self.commit(before, change)?)),
             Err(e) => {
                 self.rollback(change)?;
@@ -363,6 +373,13 @@ impl KnowledgeGraph {
                     change.mutations.push(Mutation::Added(quad));
                 }
             }
+        }
+        if recording {
+            // Dropping the transaction uncommitted leaves the store as it was.
+            changes::check_storable(change.mutations.iter().filter_map(|m| match m {
+                Mutation::Added(q) => Some(q),
+                Mutation::Removed(_) => None,
+            }))?;
         }
         transaction.commit().map_err(storage)?;
         self.journal.record(&change);

@@ -275,6 +275,12 @@ impl inference::Guest for Stub {
         Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
     }
 
+    fn embed_counted(model: String, texts: Vec<String>) -> Result<inference::Embeddings, Error> {
+        let vectors = <Stub as inference::Guest>::embed(model, texts)?;
+        let tokens = vectors.len() as u64;
+        Ok(inference::Embeddings { vectors, tokens })
+    }
+
     fn tokenize(model: String, text: String, _add_special_tokens: bool) -> Result<Vec<u32>, Error> {
         require_model(&model)?;
         Ok(text.bytes().map(u32::from).collect())
