@@ -136,3 +136,34 @@ def test_a_request_past_its_deadline_gets_504_and_the_next_one_is_served(client)
     assert caught.value.body["type"] == "timeout_error"
     ok = client.chat.completions.create(model="smollm2-135m-instruct", messages=[{"role": "user", "content": QUESTION}], max_tokens=24)
     assert "Paris" in ok.choices[0].message.content
+
+
+@pytest.mark.skipif(HOST != "llmkg", reason="reads llmkg serve's /metrics")
+def test_a_client_that_disconnects_stops_the_generation(base_url):
+    import http.client
+    import time
+    import urllib.parse
+
+    url = urllib.parse.urlparse(base_url)
+
+    def in_flight():
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        return int(next(line.split()[1] for line in text.splitlines() if line.startswith("llmkg_requests_in_flight ")))
+
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    body = '{"messages":[{"role":"user","content":"Write a long story about the sea."}],"max_tokens":400,"stream":true}'
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200
+    for _ in range(3):
+        r.fp.readline()
+    started = time.monotonic()
+    conn.sock.close()
+    conn.close()
+    # 400 tokens take seconds; the generation must end at the next token once writes fail.
+    while in_flight() > 0:
+        assert time.monotonic() - started < 2.0, "the generation went on after the client left"
+        time.sleep(0.05)

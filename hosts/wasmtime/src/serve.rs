@@ -97,6 +97,10 @@ pub struct Server {
     waiting: AtomicUsize,
     in_flight: AtomicUsize,
     shutting_down: AtomicBool,
+    /// Tells open connections to close once their current response is sent.
+    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Connections open now (shutdown waits for them: a response may still be sending).
+    connections: AtomicUsize,
     idle: Mutex<Vec<Idle>>,
     pub metrics: Metrics,
 }
@@ -203,6 +207,8 @@ impl Server {
             waiting: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::channel(false).0,
+            connections: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
             metrics: Metrics::default(),
         })
@@ -272,12 +278,26 @@ impl Server {
                     let Ok((socket, remote)) = accepted else { continue };
                     let _ = socket.set_nodelay(true);
                     let server = self.clone();
+                    let mut stop = self.shutdown.subscribe();
+                    self.connections.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
+                        let handler = server.clone();
                         let service = hyper::service::service_fn(move |req| {
-                            let server = server.clone();
+                            let server = handler.clone();
                             async move { Ok::<_, Infallible>(server.handle(req, remote).await) }
                         });
-                        let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(socket), service).await;
+                        let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(socket), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            // Shutting down: finish the response in progress (a stream
+                            // included), then close instead of waiting for the next request.
+                            _ = stop.changed() => {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.as_mut().await;
+                            }
+                        }
+                        server.connections.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
                 _ = &mut shutdown => break,
@@ -285,12 +305,13 @@ impl Server {
         }
         self.shutting_down.store(true, Ordering::SeqCst);
         drop(listener);
+        let _ = self.shutdown.send(true);
         let stop = Instant::now() + self.config.drain;
         let running = self.in_flight.load(Ordering::SeqCst);
         if running > 0 && self.config.access_log {
             eprintln!("llmkg serve: shutting down; waiting up to {:?} for {running} running request(s)", self.config.drain);
         }
-        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < stop {
+        while (self.in_flight.load(Ordering::SeqCst) > 0 || self.connections.load(Ordering::SeqCst) > 0) && Instant::now() < stop {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
@@ -411,7 +432,8 @@ impl Server {
                 }
                 let usage = parts.headers.get("x-llmkg-usage").and_then(|v| v.to_str().ok()).and_then(parse_usage);
                 let status = parts.status.as_u16();
-                let tracked = Tracked { inner: body, log: Some(log), status, bytes: 0, usage };
+                let expected = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+                let tracked = Tracked { inner: body, log: Some(log), status, bytes: 0, expected, usage };
                 hyper::Response::from_parts(parts, tracked.boxed_unsync())
             }
             Ok(Err(code)) => log.finish_now(host_error(500, "server_error", &format!("the component failed the request: {code:?}"), None)),
@@ -517,6 +539,8 @@ struct Tracked {
     log: Option<RequestLog>,
     status: u16,
     bytes: u64,
+    /// The declared length, when there is one (hyper stops polling once it is reached).
+    expected: Option<u64>,
     usage: Option<(u64, u64)>,
 }
 
@@ -530,13 +554,15 @@ impl Body for Tracked {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
-                    if self.inner.is_end_stream() {
+                    if self.inner.is_end_stream() || self.expected == Some(self.bytes) {
                         self.end(true);
                     }
                 } else if let Some(trailers) = frame.trailers_ref() {
                     if let Some(u) = trailers.get("x-llmkg-usage").and_then(|v| v.to_str().ok()).and_then(parse_usage) {
                         self.usage = Some(u);
                     }
+                    // Trailers are the last frame.
+                    self.end(true);
                 }
             }
             Poll::Ready(None) => self.end(true),
@@ -566,7 +592,7 @@ impl Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         // hyper stops polling a body it knows is complete (by its length).
-        let complete = self.inner.is_end_stream();
+        let complete = self.inner.is_end_stream() || self.expected == Some(self.bytes);
         self.end(complete);
     }
 }
