@@ -180,8 +180,7 @@ impl GraphLog {
     pub fn changes_after(&self, position: u64) -> io::Result<Replay> {
         let later: Vec<u64> = self.positions()?.into_iter().filter(|&p| p > position).collect();
         let mut changes = Vec::with_capacity(later.len());
-        let mut expected = position + 1;
-        for (i, &p) in later.iter().enumerate() {
+        for (expected, (i, &p)) in (position + 1..).zip(later.iter().enumerate()) {
             let left = later.len() - i - 1;
             if p != expected {
                 return Ok(Replay {
@@ -205,7 +204,6 @@ impl GraphLog {
                 });
             }
             changes.push(Change { position: p, patch });
-            expected += 1;
         }
         Ok(Replay { changes, problem: None })
     }

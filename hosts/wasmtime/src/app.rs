@@ -138,19 +138,6 @@ pub fn build_app(spec: &AppSpec, mut progress: impl FnMut(&str)) -> Result<Built
         let _ = fs::remove_file(&temp);
         return Err(Error::Io { path, source });
     }
-    prune(&dir, APPS_KEPT);
+    crate::component::prune_newest(&dir, "wasm", APPS_KEPT);
     Ok(BuiltApp { path, cached: false, preinit: report, engine_sha256: sha256_hex(&engine_inside) })
-}
-
-fn prune(dir: &Path, keep: usize) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    let mut apps: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    apps.sort_by_key(|a| std::cmp::Reverse(a.0));
-    for (_, p) in apps.into_iter().skip(keep) {
-        let _ = fs::remove_file(p);
-    }
 }

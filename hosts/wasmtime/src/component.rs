@@ -429,12 +429,17 @@ fn write_cache(component: &Component, file: &Path) -> anyhow::Result<()> {
 
 /// Keeps the `keep` most recently written artifacts; older ones belong to old builds.
 fn prune_cache(dir: &Path, keep: usize) {
+    prune_newest(dir, "cwasm", keep);
+}
+
+/// Keeps the `keep` most recently written files ending in `.extension` in `dir`.
+pub(crate) fn prune_newest(dir: &Path, extension: &str, keep: usize) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == extension))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
     files.sort_by_key(|f| std::cmp::Reverse(f.0));

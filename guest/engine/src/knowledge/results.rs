@@ -37,30 +37,26 @@ pub fn serialize(results: QueryResults, results_fmt: ResultsFormat, graph_fmt: R
             let format = results_format(results_fmt);
             let variables = solutions.variables().to_vec();
             let mut writer = QueryResultsSerializer::from_format(format).serialize_solutions_to_writer(Vec::new(), variables).map_err(writing)?;
-            let mut rows = 0;
-            for solution in solutions {
+            for (rows, solution) in solutions.enumerate() {
                 let solution = solution.map_err(evaluation)?;
                 if rows == limit {
                     truncated = true;
                     break;
                 }
                 writer.serialize(&solution).map_err(writing)?;
-                rows += 1;
             }
             (format.media_type().to_string(), writer.finish().map_err(writing)?)
         }
         QueryResults::Graph(triples) => {
             let format = ox_format(graph_fmt);
             let mut writer = RdfSerializer::from_format(format).for_writer(Vec::new());
-            let mut rows = 0;
-            for triple in triples {
+            for (rows, triple) in triples.enumerate() {
                 let triple = triple.map_err(evaluation)?;
                 if rows == limit {
                     truncated = true;
                     break;
                 }
                 writer.serialize_triple(&triple).map_err(writing)?;
-                rows += 1;
             }
             (format.media_type().to_string(), writer.finish().map_err(writing)?)
         }

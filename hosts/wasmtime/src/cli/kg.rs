@@ -114,6 +114,21 @@ impl From<Format> for RdfFormat {
     }
 }
 
+impl Format {
+    /// The format a file's extension names.
+    pub fn of_file(path: &std::path::Path) -> Result<Format> {
+        Ok(match path.extension().and_then(|e| e.to_str()) {
+            Some("nt") => Format::NTriples,
+            Some("nq") => Format::NQuads,
+            Some("ttl") => Format::Turtle,
+            Some("trig") => Format::TriG,
+            Some("rdf" | "owl" | "xml") => Format::RdfXml,
+            Some("jsonld") => Format::JsonLd,
+            _ => bail!("cannot tell the RDF format of {} from its extension (.nt .nq .ttl .trig .rdf .jsonld); pass --format", path.display()),
+        })
+    }
+}
+
 /// `query --format`: the engine's serializers (the same as the HTTP `/sparql` route's).
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryFormat {
@@ -202,15 +217,7 @@ pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Res
         KgCommand::Import { file, format } => {
             let format = match format {
                 Some(f) => f,
-                None => match file.extension().and_then(|e| e.to_str()) {
-                    Some("nt") => Format::NTriples,
-                    Some("nq") => Format::NQuads,
-                    Some("ttl") => Format::Turtle,
-                    Some("trig") => Format::TriG,
-                    Some("rdf" | "owl" | "xml") => Format::RdfXml,
-                    Some("jsonld") => Format::JsonLd,
-                    _ => bail!("cannot tell the format of {} from its extension; pass --format", file.display()),
-                },
+                None => Format::of_file(&file)?,
             };
             let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let report = rt.kg_import(format.into(), &data).with_context(|| format!("importing {}", file.display()))?;

@@ -15,7 +15,7 @@ use llmkg_host::models::{DEFAULT_EMBEDDING_MODEL, DEFAULT_TEXT_MODEL};
 use llmkg_host::preinit::{preinit, GraphSource, PreinitReport, PreinitSpec};
 use llmkg_host::serve::{Preopen, ServeConfig, Server};
 use llmkg_host::units::{format_size, parse_duration, parse_size};
-use llmkg_host::{CompiledComponent, EngineSetup, LoadOptions, ModelKind, RdfFormat, WeightConversion};
+use llmkg_host::{CompiledComponent, EngineSetup, LoadOptions, ModelKind, WeightConversion};
 
 use super::kg::GraphArgs;
 use super::GlobalArgs;
@@ -131,18 +131,6 @@ fn load_options(context_length: u32) -> LoadOptions {
     LoadOptions { conversion: WeightConversion::Auto, context_length: Some(context_length) }
 }
 
-fn graph_format(path: &std::path::Path) -> Result<RdfFormat> {
-    Ok(match path.extension().and_then(|e| e.to_str()) {
-        Some("nt") => RdfFormat::NTriples,
-        Some("nq") => RdfFormat::NQuads,
-        Some("ttl") => RdfFormat::Turtle,
-        Some("trig") => RdfFormat::Trig,
-        Some("rdf" | "owl" | "xml") => RdfFormat::RdfXml,
-        Some("jsonld") => RdfFormat::JsonLd,
-        _ => bail!("cannot tell the RDF format of {} from its extension (.nt .nq .ttl .trig .rdf .jsonld)", path.display()),
-    })
-}
-
 fn describe_preinit(r: &PreinitReport) -> String {
     let models: Vec<&str> = r.models.iter().map(|m| m.id.as_str()).collect();
     format!(
@@ -187,7 +175,7 @@ pub fn run_preinit(global: &GlobalArgs, graph: &GraphArgs, args: PreinitArgs) ->
     let engine = std::fs::read(&engine_path).with_context(|| format!("reading {}", engine_path.display()))?;
     let models = model_sources(global, &args.model)?;
     let graph_source = match (&args.kg, args.with_data_dir) {
-        (Some(path), _) => GraphSource::File { path: path.clone(), format: graph_format(path)? },
+        (Some(path), _) => GraphSource::File { path: path.clone(), format: super::kg::Format::of_file(path)?.into() },
         (None, true) => GraphSource::DataDir(graph.data_dir()),
         (None, false) => GraphSource::None,
     };
