@@ -89,6 +89,11 @@ pub struct ServeArgs {
     /// Cap every generation's KV cache at N tokens (default: 4096).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub context_length: u32,
+    /// Once this many graph changes were committed after the snapshot being served, build a new
+    /// one in the background and switch to it (each fresh instance replays the changes since
+    /// its snapshot). 0: never.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub rebuild_after: u64,
 }
 
 #[derive(Args, Debug)]
@@ -323,8 +328,9 @@ pub fn run_serve(global: &GlobalArgs, graph: &GraphArgs, args: ServeArgs) -> Res
     let serving = runtime.spawn(server.clone().run(listener));
 
     // Build (or find) and compile the app while the listener already answers 503.
-    let prepared = (|| -> Result<()> {
+    let build = |progress: &dyn Fn(&str)| -> Result<(CompiledComponent, PathBuf, u64)> {
         let engine = locate_component(global.component.as_deref())?;
+        let position = llmkg_host::datadir::DataDir::new(data_dir.clone()).latest_position()?;
         let app_path = match &args.app {
             Some(app) => app.clone(),
             None => {
@@ -338,23 +344,27 @@ pub fn run_serve(global: &GlobalArgs, graph: &GraphArgs, args: ServeArgs) -> Res
                     max_memory: Some(global.max_memory),
                     cache_dir: default_cache_dir(),
                 };
-                let built = build_app(&spec, |step| {
-                    server.set_preparing(step.to_string());
-                    if notes {
-                        eprintln!("llmkg serve: {step}");
-                    }
-                })?;
-                if let (Some(report), true) = (&built.preinit, notes) {
-                    eprintln!("llmkg serve: pre-initialized {}", describe_preinit(report));
+                let built = build_app(&spec, progress)?;
+                if let Some(report) = &built.preinit {
+                    progress(&format!("pre-initialized {}", describe_preinit(report)));
                 }
                 built.path
             }
         };
-        server.set_preparing("compiling the component");
+        progress("compiling the component");
         let image = std::fs::metadata(&app_path).map(|m| m.len()).unwrap_or(0);
         let setup = EngineSetup::serve((concurrency * 2 + 2) as u32, global.max_memory, image.next_power_of_two().max(256 << 20));
-        let started = Instant::now();
         let compiled = CompiledComponent::load_with(&app_path, default_cache_dir().as_deref(), &setup)?;
+        Ok((compiled, app_path, position))
+    };
+    let started = Instant::now();
+    let prepared = build(&|step: &str| {
+        server.set_preparing(step.to_string());
+        if notes {
+            eprintln!("llmkg serve: {step}");
+        }
+    })
+    .and_then(|(compiled, app_path, position)| {
         server.set_ready(compiled)?;
         if notes {
             let mode = match args.reuse {
@@ -365,17 +375,44 @@ pub fn run_serve(global: &GlobalArgs, graph: &GraphArgs, args: ServeArgs) -> Res
                 "llmkg serve: ready in {:.1}s: {} ({}, {mode}, {concurrency} at once, {} queued, graph writes {writes}, data in {})",
                 started.elapsed().as_secs_f64(),
                 app_path.display(),
-                format_size(image),
+                format_size(std::fs::metadata(&app_path).map(|m| m.len()).unwrap_or(0)),
                 args.queue,
                 data_dir.display()
             );
         }
-        Ok(())
-    })();
-    if let Err(e) = prepared {
-        server.set_failed(format!("{e:#}"));
-        serving.abort();
-        return Err(e);
+        Ok(position)
+    });
+    let mut served_position = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            server.set_failed(format!("{e:#}"));
+            serving.abort();
+            return Err(e);
+        }
+    };
+    // Folding changes into a new snapshot: each fresh instance replays what was committed after
+    // its snapshot, so after many writes a new one is built (on this thread, while the server
+    // keeps answering from the old one) and requests switch to it.
+    let rebuilds = args.rebuild_after > 0 && args.app.is_none() && !args.no_preinit;
+    while rebuilds && !serving.is_finished() {
+        std::thread::sleep(Duration::from_secs(5));
+        let latest = llmkg_host::datadir::DataDir::new(data_dir.clone()).latest_position().unwrap_or(served_position);
+        if latest < served_position + args.rebuild_after {
+            continue;
+        }
+        let t = Instant::now();
+        match build(&|_| {}).and_then(|(compiled, _, position)| server.set_ready(compiled).map(|()| position).map_err(Into::into)) {
+            Ok(position) => {
+                if notes {
+                    eprintln!("llmkg serve: changes {}..{position} folded into a new snapshot in {:.1}s", served_position + 1, t.elapsed().as_secs_f64());
+                }
+                served_position = position;
+            }
+            Err(e) => {
+                eprintln!("llmkg serve: building a new snapshot failed ({e:#}); still serving the old one");
+                served_position = latest;
+            }
+        }
     }
     runtime.block_on(serving)??;
     if notes {
