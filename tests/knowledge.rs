@@ -215,3 +215,35 @@ fn turtle_with_every_range_of_local_name_characters_imports_and_reloads_or_is_re
     assert!(imported >= chars.len() - 5, "only {imported} of {} ranges imported; refused {refused:X?}", chars.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_trap_restores_the_graph_as_of_its_last_committed_change() {
+    let dir = std::env::temp_dir().join(format!("llmkg-trap-restore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = datadir::DataDir::new(dir.clone());
+    let mut rt = runtime();
+    data.load_into(&mut rt).unwrap();
+    let mut nt = String::new();
+    for i in 0..2000 {
+        nt.push_str(&format!("<urn:s{i}> <urn:p> \"{i}\" .\n"));
+    }
+    rt.kg_import(RdfFormat::NTriples, nt.as_bytes()).unwrap();
+    assert_eq!(data.commit(&mut rt).unwrap(), datadir::Commit::Logged(1));
+    rt.kg_insert(&[entity("Veltrania", "capital", "Quorvik")]).unwrap();
+    assert_eq!(data.commit(&mut rt).unwrap(), datadir::Commit::Logged(2));
+    let committed = lines(&rt.kg_export(RdfFormat::NQuads).unwrap());
+    rt.kg_insert(&[entity("Ostria", "capital", "Lumen")]).unwrap(); // not committed
+
+    // A query that would run for hours, stopped by the deadline: a trap.
+    rt.set_timeout(Some(Duration::from_millis(300)));
+    let err = rt.kg_query("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }", 0).unwrap_err();
+    rt.set_timeout(None);
+    assert!(matches!(err, Error::Trap { timed_out: true, .. }), "{err:?}");
+    assert!(err.to_string().contains("is as of its last committed change (2)"), "{err}");
+    assert_eq!(rt.restarts(), 1);
+    assert_eq!(lines(&rt.kg_export(RdfFormat::NQuads).unwrap()), committed, "the graph is not the committed one");
+    // And the restored runtime records and commits again.
+    rt.kg_insert(&[entity("Ostria", "capital", "Lumen")]).unwrap();
+    assert_eq!(data.commit(&mut rt).unwrap(), datadir::Commit::Logged(3));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,6 +82,7 @@ impl DataDir {
             let _ = rt.kg_import_index(&data);
         }
         rt.kg_record_changes(true)?;
+        rt.remember_data_dir(self.path.clone());
         Ok(total)
     }
 

@@ -16,11 +16,14 @@ pub enum Error {
     /// The component trapped (a guest panic, running out of memory, the timeout). The instance was
     /// discarded and a fresh one started: the runtime is usable, but models loaded before are gone.
     #[error(
-        "the component trapped: {reason}{}; a new instance was started (models must be loaded again)",
-        guest_output_suffix(.guest_stderr)
+        "the component trapped: {reason}{}; a new instance was started ({})",
+        guest_output_suffix(.guest_stderr),
+        .recovered.as_deref().unwrap_or("empty: models must be loaded again")
     )]
     Trap {
         reason: String,
+        /// What the runtime restored into the new instance (models, the data directory's graph).
+        recovered: Option<String>,
         /// The call ran past [`RuntimeOptions::timeout`](crate::RuntimeOptions::timeout).
         timed_out: bool,
         /// What the guest wrote to stderr during the call (a panic message, usually).
@@ -87,6 +90,7 @@ impl Error {
         };
         Error::Trap {
             reason,
+            recovered: None,
             timed_out,
             guest_stderr,
             details: format!("{err:?}"),
@@ -184,6 +188,7 @@ mod tests {
     fn traps_say_a_new_instance_was_started() {
         let e = Error::Trap {
             reason: "wasm `unreachable` instruction executed".into(),
+            recovered: None,
             timed_out: false,
             guest_stderr: "thread '<unnamed>' (1) panicked at src/lib.rs:1:1:\nboom\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n".into(),
             details: String::new(),

@@ -1,8 +1,11 @@
 //! One live instance of the component, with limits, a timeout, and typed calls that mirror the WIT.
 //!
 //! Every call goes through one private `guest` wrapper: a WIT error becomes [`Error::Guest`]; a trap
-//! (panic, out of memory, timeout) throws the store away, starts a fresh instance and becomes
-//! [`Error::Trap`], so one bad request never leaves the runtime unusable.
+//! (panic, out of memory, timeout) throws the store away, starts a fresh instance, restores into it
+//! what the runtime knows how to restore (the models it loaded from files, the data directory's
+//! graph and index as of the last committed change) and becomes [`Error::Trap`], so one bad
+//! request never leaves the runtime unusable, nor loses committed data. This is the one place
+//! trap recovery lives; the CLI and `llmkg serve` rely on it.
 
 use std::fs::File;
 use std::io::Read;
@@ -81,6 +84,12 @@ pub struct LlmkgRuntime {
     world: bindings::Engine,
     instance: Instance,
     restarts: u64,
+    /// Models loaded from files, in load order, to load again after a trap.
+    loaded: Vec<(String, ModelKind, Vec<PathBuf>, LoadOptions)>,
+    /// The data directory whose graph this runtime holds (see [`DataDir::load_into`]).
+    data_dir: Option<PathBuf>,
+    /// A restore is running: a trap during it must not start another.
+    restoring: bool,
 }
 
 impl LlmkgRuntime {
@@ -101,6 +110,9 @@ impl LlmkgRuntime {
             world,
             instance,
             restarts: 0,
+            loaded: Vec::new(),
+            data_dir: None,
+            restoring: false,
         })
     }
 
@@ -198,7 +210,16 @@ impl LlmkgRuntime {
             })
         })();
         self.drop_resource(upload, &result)?;
+        if result.is_ok() && !self.restoring {
+            self.loaded.retain(|(known, ..)| known != id);
+            self.loaded.push((id.to_string(), kind, files.to_vec(), *options));
+        }
         result
+    }
+
+    /// Remembers the data directory whose graph this runtime holds, so a restart loads it again.
+    pub fn remember_data_dir(&mut self, path: PathBuf) {
+        self.data_dir = Some(path);
     }
 
     /// Loads a model from whole files already in memory (`load-model`). The bytes are then held
@@ -219,7 +240,9 @@ impl LlmkgRuntime {
 
     pub fn unload_model(&mut self, id: &str) -> Result<()> {
         self.arm_deadline();
-        self.guest(|w, s| w.llmkg_engine_models().call_unload_model(s, id))
+        self.guest(|w, s| w.llmkg_engine_models().call_unload_model(s, id))?;
+        self.loaded.retain(|(known, ..)| known != id);
+        Ok(())
     }
 
     pub fn list_models(&mut self) -> Result<Vec<ModelInfo>> {
@@ -488,21 +511,54 @@ impl LlmkgRuntime {
                 let stderr = self.store.data().stderr.contents();
                 let stderr = String::from_utf8_lossy(&stderr[stderr_before.min(stderr.len())..])
                     .into_owned();
-                let error = Error::trap(trap, self.options.timeout, stderr);
-                self.restart()?;
+                let mut error = Error::trap(trap, self.options.timeout, stderr);
+                let restored = self.restart()?;
+                if let Error::Trap { recovered, .. } = &mut error {
+                    *recovered = restored;
+                }
                 Err(error)
             }
         }
     }
 
-    /// Replaces the dead instance with a fresh one in a fresh store.
-    fn restart(&mut self) -> Result<()> {
+    /// Replaces the dead instance with a fresh one in a fresh store and restores into it the
+    /// models and the data directory's graph. Returns what was restored (for the error), or
+    /// None when nothing could be (a trap during the restore leaves the instance empty).
+    fn restart(&mut self) -> Result<Option<String>> {
         let (store, world, instance) = instantiate(&self.compiled, &self.pre, &self.options)?;
         self.store = store;
         self.world = world;
         self.instance = instance;
         self.restarts += 1;
-        Ok(())
+        if self.restoring {
+            return Ok(None);
+        }
+        self.restoring = true;
+        let restored = self.restore();
+        self.restoring = false;
+        Ok(restored.ok().flatten())
+    }
+
+    fn restore(&mut self) -> Result<Option<String>> {
+        let mut what = Vec::new();
+        for (id, kind, files, options) in self.loaded.clone() {
+            let timeout = self.options.timeout;
+            self.options.timeout = None;
+            let loaded = self.load_model(&id, kind, &files, &options, |_, _, _| {});
+            self.options.timeout = timeout;
+            loaded?;
+            what.push(id);
+        }
+        let mut described = if what.is_empty() { String::new() } else { format!("the models {} were loaded again", what.join(", ")) };
+        if let Some(path) = self.data_dir.clone() {
+            crate::datadir::DataDir::new(path.clone()).load_into(self)?;
+            let position = self.kg_log_position()?;
+            if !described.is_empty() {
+                described.push_str(" and ");
+            }
+            described.push_str(&format!("the graph of {} is as of its last committed change ({position})", path.display()));
+        }
+        Ok((!described.is_empty()).then_some(described))
     }
 }
 

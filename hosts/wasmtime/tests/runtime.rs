@@ -223,17 +223,22 @@ fn a_panic_is_a_trap_that_restarts_the_instance_with_the_panic_message() {
         "{guest_stderr}"
     );
     assert!(
-        err.to_string().contains("new instance was started"),
+        err.to_string().contains("new instance was started (the models tiny were loaded again)"),
         "{err}"
     );
     assert_eq!(rt.restarts(), 1);
-    // The fresh instance is empty but works.
-    assert!(rt.list_models().unwrap().is_empty());
-    load_tiny(&mut rt, "panic");
+    // The runtime loaded the model it had loaded into the fresh instance.
+    let ids: Vec<String> = rt.list_models().unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, ["tiny"]);
     assert_eq!(
         rt.generate(&request("hello again")).unwrap().text,
         "hello again"
     );
+    // An unloaded model is not brought back by the next trap.
+    rt.unload_model("tiny").unwrap();
+    let err = rt.generate(&request("panic")).unwrap_err();
+    assert!(err.is_trap() || err.guest().is_some(), "{err:?}");
+    assert!(rt.list_models().unwrap().is_empty());
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
-use llmkg_host::models::{ModelSource, DEFAULT_TEXT_MODEL};
+use llmkg_host::models::DEFAULT_TEXT_MODEL;
 use llmkg_host::{
     json, ChatMessage, ChatRequest, Completion, Error, FinishReason, GenerateRequest, LlmkgRuntime,
     LoadOptions, Sampling,
@@ -82,11 +82,9 @@ pub struct ChatArgs {
     pub generation: GenerationArgs,
 }
 
-/// A loaded text model and how to load it again after a trap.
+/// A loaded text model (the runtime loads it again itself after a trap).
 struct Session {
     rt: LlmkgRuntime,
-    source: ModelSource,
-    options: LoadOptions,
     model_id: String,
     load_time: Duration,
 }
@@ -99,19 +97,9 @@ impl Session {
         let (info, load_time) = load_model(&mut rt, global, &source, &options)?;
         Ok(Self {
             rt,
-            source,
-            options,
             model_id: info.id,
             load_time,
         })
-    }
-
-    /// After a trap the fresh instance is empty: load the model again.
-    fn reload(&mut self, global: &GlobalArgs) -> Result<()> {
-        let (info, load_time) = load_model(&mut self.rt, global, &self.source, &self.options)?;
-        self.model_id = info.id;
-        self.load_time = load_time;
-        Ok(())
     }
 }
 
@@ -297,13 +285,11 @@ pub fn run_chat(global: &GlobalArgs, args: ChatArgs) -> Result<()> {
             }
             _ => {}
         }
-        // A failed turn is reported and the session goes on; a trap also needs the model reloaded.
+        // A failed turn is reported and the session goes on (after a trap the runtime has
+        // loaded the model into a new instance; the error says so).
         match turn(&mut session, &mut history, line.to_string()) {
             Ok(()) => {}
-            Err(e @ Error::Trap { .. }) => {
-                eprintln!("error: {e}");
-                session.reload(global)?;
-            }
+            Err(e @ Error::Trap { .. }) => eprintln!("error: {e}"),
             Err(e) => {
                 let full = matches!(&e, Error::Guest(llmkg_host::GuestError::InvalidInput(m)) if m.contains("context"));
                 let hint = if full {
