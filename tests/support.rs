@@ -7,6 +7,7 @@ use llmkg_host::*;
 
 pub const SMOLLM2: &str = DEFAULT_TEXT_MODEL;
 pub const MINILM: &str = DEFAULT_EMBEDDING_MODEL;
+pub const GEMMA3: &str = "gemma3-270m";
 
 pub fn runtime_with(max_memory: Option<u64>) -> LlmkgRuntime {
     LlmkgRuntime::open(None, RuntimeOptions { max_memory, timeout: None }).expect("open the component")
@@ -26,6 +27,10 @@ pub fn model_files(id: &str) -> Vec<PathBuf> {
 
 pub fn load_smollm2(rt: &mut LlmkgRuntime) -> ModelInfo {
     rt.load_model(SMOLLM2, ModelKind::TextGeneration, &model_files(SMOLLM2), &auto(), |_, _, _| {}).unwrap()
+}
+
+pub fn load_gemma3(rt: &mut LlmkgRuntime) -> ModelInfo {
+    rt.load_model(GEMMA3, ModelKind::TextGeneration, &model_files(GEMMA3), &auto(), |_, _, _| {}).unwrap()
 }
 
 pub fn load_minilm(rt: &mut LlmkgRuntime) -> ModelInfo {

@@ -67,15 +67,16 @@ impl Engine {
                 }
                 let file = files.into_iter().next().ok_or_else(|| EngineError::InvalidInput(format!("model {id}: no files given")))?;
                 let text = TextModel::load(&file.name, file.bytes, options)?;
-                let c = &text.llama.config;
+                let c = text.decoder.shape();
+                let w = text.decoder.weights();
                 let info = ModelInfo {
                     id: id.to_string(),
                     kind,
                     architecture: c.architecture.clone(),
-                    parameters: text.llama.parameters,
-                    quantization: text.llama.quantization.clone(),
-                    source_quantization: text.llama.source_quantization.clone(),
-                    weight_bytes: text.llama.weight_bytes,
+                    parameters: w.parameters,
+                    quantization: w.quantization.clone(),
+                    source_quantization: w.source_quantization.clone(),
+                    weight_bytes: w.weight_bytes,
                     context_length: text.context_length as u32,
                     embedding_length: c.embedding_length as u32,
                     vocab_size: text.tokenizer.vocab_size() as u32,

@@ -12,11 +12,13 @@ pub struct TinyLlama {
     pub block_type: GgmlDType,
     pub context_length: u32,
     pub seed: u64,
+    /// Metadata written over (or beside) the defaults, e.g. an absurd hyperparameter.
+    pub overrides: Vec<(String, Value)>,
 }
 
 impl Default for TinyLlama {
     fn default() -> Self {
-        TinyLlama { architecture: "llama", block_type: GgmlDType::Q4_1, context_length: 64, seed: 7 }
+        TinyLlama { architecture: "llama", block_type: GgmlDType::Q4_1, context_length: 64, seed: 7, overrides: Vec::new() }
     }
 }
 
@@ -71,6 +73,13 @@ impl TinyLlama {
             ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
             ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
         ];
+        let mut metadata = metadata;
+        for (key, value) in &self.overrides {
+            match metadata.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value.clone(),
+                None => metadata.push((key.clone(), value.clone())),
+            }
+        }
         let metadata: Vec<(&str, Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let mut rng = self.seed;
         let mut tensors = vec![self.matrix("token_embd.weight", HIDDEN, vocab.len(), &mut rng)];

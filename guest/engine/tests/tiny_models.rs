@@ -195,7 +195,32 @@ fn a_safetensors_file_passed_as_gguf_is_an_invalid_model() {
 #[test]
 fn an_unsupported_architecture_is_unsupported() {
     let err = load_err(TinyLlama { architecture: "gpt2", ..Default::default() }.gguf());
-    assert!(matches!(&err, EngineError::Unsupported(m) if m.contains("gpt2")), "{err}");
+    // Names the file's architecture and every supported one.
+    assert!(matches!(&err, EngineError::Unsupported(m) if m.contains("\"gpt2\"") && m.contains("llama, mistral, gemma3")), "{err}");
+}
+
+#[test]
+fn absurd_hyperparameters_are_refused_at_load_with_the_key_named() {
+    use llmkg_engine::gguf::Value;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("llama.rope.freq_base", Value::F32(f32::NAN), "llama.rope.freq_base is NaN"),
+        ("llama.rope.freq_base", Value::F32(f32::INFINITY), "llama.rope.freq_base is inf"),
+        ("llama.attention.head_count", Value::U32(0), "llama.attention.head_count is 0"),
+        ("llama.attention.head_count_kv", Value::U32(3), "llama.attention.head_count_kv is 3"),
+        ("llama.attention.head_count", Value::U32(6), "llama.embedding_length is 64, which head_count 6 does not divide"),
+        ("llama.embedding_length", Value::U32(128), "llama.embedding_length is 128, but token_embd.weight holds rows of 64"),
+        ("llama.block_count", Value::U32(0), "llama.block_count is 0"),
+        ("llama.block_count", Value::U32(3), "blk.2.attn_q.weight is missing"),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(-1.0), "llama.attention.layer_norm_rms_epsilon is -1"),
+        ("llama.rope.dimension_count", Value::U32(3), "llama.rope.dimension_count is 3"),
+        ("llama.context_length", Value::U32(0), "llama.context_length is 0"),
+        ("tokenizer.ggml.eos_token_id", Value::U32(100_000), "tokenizer.ggml.eos_token_id = 100000"),
+    ];
+    for (key, value, expected) in cases {
+        let err = load_err(TinyLlama { overrides: vec![(key.into(), value)], ..Default::default() }.gguf());
+        assert!(err.to_string().contains(expected), "{key}: {err}");
+        assert!(matches!(err, EngineError::InvalidModel(_)), "{key}: {err:?}");
+    }
 }
 
 #[test]

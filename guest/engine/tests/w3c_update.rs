@@ -168,7 +168,7 @@ fn the_w3c_sparql_update_evaluation_tests_pass() {
         let path = root.join(name).join("manifest.ttl");
         let manifest = Store::new().unwrap();
         let data = std::fs::read(&path).unwrap();
-        manifest.load_from_reader(RdfParser::from_format(OxFormat::Turtle).with_base_iri(&file_url(&path)).unwrap(), data.as_slice()).unwrap();
+        manifest.load_from_reader(RdfParser::from_format(OxFormat::Turtle).with_base_iri(file_url(&path)).unwrap(), data.as_slice()).unwrap();
         let q = "PREFIX mf: <http://www.w3.org/2001/sw/DataAccess/tests/test-manifest#>
                  PREFIX ut: <http://www.w3.org/2009/sparql/tests/test-update#>
                  PREFIX dawgt: <http://www.w3.org/2001/sw/DataAccess/tests/test-dawg#>

@@ -26,7 +26,7 @@ pub struct KnownModel {
     pub fetch_name: &'static str,
 }
 
-pub const KNOWN_MODELS: [KnownModel; 2] = [
+pub const KNOWN_MODELS: [KnownModel; 3] = [
     KnownModel {
         id: DEFAULT_TEXT_MODEL,
         kind: ModelKind::TextGeneration,
@@ -42,6 +42,12 @@ pub const KNOWN_MODELS: [KnownModel; 2] = [
             "all-minilm-l6-v2/config.json",
         ],
         fetch_name: "minilm",
+    },
+    KnownModel {
+        id: "gemma3-270m",
+        kind: ModelKind::TextGeneration,
+        files: &["gemma3-270m/gemma-3-270m-q4_k_m.gguf"],
+        fetch_name: "gemma3",
     },
 ];
 

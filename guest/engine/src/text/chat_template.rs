@@ -6,8 +6,23 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 use crate::types::ChatMessage;
 
-/// ChatML, used when a GGUF carries no template of its own.
+/// ChatML, used when a GGUF carries no template of its own and its architecture has no known
+/// turn format.
 const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// Gemma's turn format (Google's template for Gemma 2 and 3, less the BOS the tokenizer adds):
+/// Gemma has no system role, so a system message is folded into the first user turn, and the
+/// assistant's turns are the "model" role.
+const GEMMA_TURNS: &str = "{%- if messages[0]['role'] == 'system' -%}{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}{%- for message in loop_messages -%}{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{%- endif -%}{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') + (message['content'] | trim) + '<end_of_turn>\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}";
+
+/// The template for a file without `tokenizer.chat_template`: its architecture's own turn
+/// format where the engine knows one, else ChatML.
+fn fallback_template(architecture: &str) -> &'static str {
+    match architecture {
+        "gemma" | "gemma2" | "gemma3" => GEMMA_TURNS,
+        _ => CHATML,
+    }
+}
 
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -33,14 +48,16 @@ struct Message<'a> {
 }
 
 impl ChatTemplate {
-    pub fn new(source: Option<&str>, bos_token: String, eos_token: String) -> Result<Self> {
+    /// `source` is the file's `tokenizer.chat_template`; without one, the architecture's
+    /// turn format (see [`fallback_template`]).
+    pub fn new(source: Option<&str>, architecture: &str, bos_token: String, eos_token: String) -> Result<Self> {
         let mut env = Environment::new();
         // HF templates call Python string methods (.strip(), .startswith(), ...).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
-        env.add_template_owned("chat", source.unwrap_or(CHATML).to_string())
+        env.add_template_owned("chat", source.unwrap_or(fallback_template(architecture)).to_string())
             .map_err(|e| EngineError::InvalidModel(format!("tokenizer.chat_template does not parse: {e}")))?;
         let default_system = source.and_then(default_system_message);
         Ok(ChatTemplate { env, bos_token, eos_token, default_system })

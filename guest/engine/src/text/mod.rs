@@ -2,10 +2,14 @@
 //! [`Generation`] that streams a completion from it.
 
 pub mod chat_template;
+pub mod decoder;
+pub mod gemma3;
+pub mod layers;
 pub mod llama;
 pub mod q4;
 pub mod q8;
 pub mod sampler;
+pub mod spm;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod simd;
 pub mod tokenizer;
@@ -19,7 +23,7 @@ use crate::gguf::{GgufFile, Value};
 use crate::memory;
 use crate::types::{Completion, FinishReason, LoadOptions, Sampling, ScoreReport, TokenScore};
 use chat_template::ChatTemplate;
-use llama::{KvState, Llama, LlamaConfig};
+use decoder::{Decoder, KvState};
 use sampler::Sampler;
 use tokenizer::TextTokenizer;
 use weights::WeightLoader;
@@ -37,7 +41,7 @@ const PREFILL_CHUNK: usize = 512;
 const LOAD_HEADROOM: u64 = 16 << 20;
 
 pub struct TextModel {
-    pub llama: Llama,
+    pub decoder: Box<dyn Decoder>,
     pub tokenizer: TextTokenizer,
     pub template: ChatTemplate,
     /// Longest sequence a generation may reach: the model's, or less if the load options say so.
@@ -50,7 +54,7 @@ impl TextModel {
     /// Takes the file's bytes: they are handed back tensor by tensor as the weights are built.
     pub fn load(file_name: &str, bytes: Vec<u8>, options: &LoadOptions) -> Result<Self> {
         let gguf = GgufFile::parse(file_name, &bytes)?;
-        let config = LlamaConfig::from_gguf(&gguf)?;
+        let config = decoder::read_config(&gguf)?;
         let mut loader = WeightLoader::new(options.conversion);
         // Checked before the tokenizer is built: past this point an allocation failure would
         // trap instead of returning an error.
@@ -59,19 +63,20 @@ impl TextModel {
         let token_text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or_default();
         let template = ChatTemplate::new(
             gguf.get("tokenizer.chat_template").and_then(Value::as_str),
+            &config.shape().architecture,
             token_text(tokenizer.bos_id),
             token_text(tokenizer.eos_id),
         )?;
         let context_length = match options.context_length {
             Some(0) => return Err(EngineError::InvalidInput("load option context-length must be at least 1".into())),
-            Some(n) => (n as usize).min(config.context_length),
-            None => config.context_length,
+            Some(n) => (n as usize).min(config.shape().context_length),
+            None => config.shape().context_length,
         };
         let tensors = gguf.tensors.clone();
         drop(gguf);
         let mut weights = loader.convert_all(file_name, &tensors, bytes)?;
-        let llama = Llama::load(config, &mut weights, &loader)?;
-        Ok(TextModel { llama, tokenizer, template, context_length, live_cache_bytes: AtomicU64::new(0) })
+        let decoder = config.build(&mut weights, &loader)?;
+        Ok(TextModel { decoder, tokenizer, template, context_length, live_cache_bytes: AtomicU64::new(0) })
     }
 
     pub fn cache_bytes(&self) -> u64 {
@@ -91,15 +96,14 @@ impl TextModel {
                 self.context_length
             )));
         }
-        let config = &self.llama.config;
-        let vocab = config.vocab_size;
-        let chunk_scratch = SCORE_CHUNK as u64 * (config.n_head as u64 * tokens.len() as u64 + 8 * config.embedding_length as u64 + vocab as u64) * 4 * 2;
-        memory::ensure_available(tokens.len() as u64 * config.kv_bytes_per_token() + chunk_scratch, "scoring this text")?;
-        let mut state = self.llama.new_state(tokens.len());
+        let shape = self.decoder.shape();
+        let chunk_scratch = shape.scratch_bytes(SCORE_CHUNK.min(tokens.len()), tokens.len(), true);
+        memory::ensure_available(tokens.len() as u64 * shape.kv_bytes_per_token() + chunk_scratch, "scoring this text")?;
+        let mut state = self.decoder.new_state(tokens.len());
         let mut scores = Vec::with_capacity(tokens.len() - 1);
         // Chunks bound the logits held at once (a vocabulary-sized row per token).
         for (c, chunk) in tokens.chunks(SCORE_CHUNK).enumerate() {
-            let logits = self.llama.forward_all(chunk, &mut state)?;
+            let logits = self.decoder.forward_all(chunk, &mut state)?;
             for (i, row) in logits.chunks_exact(logits.len() / chunk.len()).enumerate() {
                 let Some(&next) = tokens.get(c * SCORE_CHUNK + i + 1) else { break };
                 let (top, max) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (j, &v)| if v > bv { (j, v) } else { (bi, bv) });
@@ -187,17 +191,16 @@ impl Generation {
         }
         // Saturating: on wasm32 `usize` is 32 bits and max-tokens may be u32::MAX.
         let capacity = ctx.min(tokens.len().saturating_add(max_tokens as usize));
-        let config = &model.llama.config;
+        let shape = model.decoder.shape();
         // KV cache plus prefill activations (attention scores and MLP intermediates).
-        let chunk = tokens.len().min(PREFILL_CHUNK) as u64;
-        let scratch = chunk * (config.n_head as u64 * capacity as u64 + 8 * config.embedding_length as u64) * 4 * 2;
-        memory::ensure_available(capacity as u64 * config.kv_bytes_per_token() + scratch, "the KV cache for this generation")?;
-        let mut state = model.llama.new_state(capacity);
+        let scratch = shape.scratch_bytes(tokens.len().min(PREFILL_CHUNK), capacity, false);
+        memory::ensure_available(capacity as u64 * shape.kv_bytes_per_token() + scratch, "the KV cache for this generation")?;
+        let mut state = model.decoder.new_state(capacity);
         let mut logits = None;
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            logits = Some(model.llama.forward(chunk, &mut state)?);
+            logits = Some(model.decoder.forward(chunk, &mut state)?);
         }
-        model.live_cache_bytes.fetch_add(state.bytes(config), Ordering::Relaxed);
+        model.live_cache_bytes.fetch_add(state.bytes(shape), Ordering::Relaxed);
         Ok(Generation {
             prompt_len: tokens.len(),
             model,
@@ -280,7 +283,7 @@ impl Generation {
         } else if self.state.position >= self.model.context_length {
             self.finish = Some(FinishReason::ContextFull);
         } else {
-            self.next_logits = Some(self.model.llama.forward(&[token], &mut self.state)?);
+            self.next_logits = Some(self.model.decoder.forward(&[token], &mut self.state)?);
         }
         Ok(())
     }
@@ -312,7 +315,7 @@ impl Generation {
 
 impl Drop for Generation {
     fn drop(&mut self) {
-        let bytes = self.state.bytes(&self.model.llama.config);
+        let bytes = self.state.bytes(self.model.decoder.shape());
         self.model.live_cache_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 }

@@ -1,4 +1,6 @@
-//! Tokenizers for text-generation models, built from GGUF metadata.
+//! Tokenizers for text-generation models, built from GGUF metadata and chosen by
+//! `tokenizer.ggml.model`: byte-level BPE (`gpt2`) or SentencePiece-style (`llama`, see
+//! [`crate::text::spm`]).
 //!
 //! candle's `TokenizerFromGguf` is not available on wasm32, so the byte-level BPE is assembled
 //! here from `tokenizer.ggml.tokens` / `merges` / `token_type` with the `tokenizers` crate.
@@ -12,6 +14,7 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
 use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, Value};
+use crate::text::spm::SpmTokenizer;
 
 /// GGUF token types (llama.cpp `llama_token_type`): 1 normal, 2 unknown, 3 control,
 /// 4 user-defined, 5 unused, 6 byte. Everything but normal and byte text is special.
@@ -19,8 +22,16 @@ fn is_special_type(token_type: u64) -> bool {
     (2..=5).contains(&token_type)
 }
 
+/// The tokenizer models this engine reads, by `tokenizer.ggml.model`.
+const TOKENIZER_MODELS: &str = "\"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)";
+
+enum Vocabulary {
+    Bpe(Box<Tokenizer>),
+    Spm(Box<SpmTokenizer>),
+}
+
 pub struct TextTokenizer {
-    inner: Tokenizer,
+    inner: Vocabulary,
     /// Cached: `Tokenizer::get_vocab_size` builds the whole vocabulary map on every call.
     vocab_size: usize,
     pub bos_id: Option<u32>,
@@ -34,13 +45,12 @@ impl TextTokenizer {
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
         let file = &gguf.file_name;
         let model = gguf.require_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
+        if !matches!(model, "gpt2" | "llama") {
             return Err(EngineError::Unsupported(format!(
-                "{file}: tokenizer.ggml.model is \"{model}\"; this engine reads byte-level BPE (\"gpt2\") tokenizers"
+                "{file}: tokenizer.ggml.model is \"{model}\"; this engine reads {TOKENIZER_MODELS}"
             )));
         }
         let tokens = string_array(gguf, "tokenizer.ggml.tokens")?;
-        let merges = string_array(gguf, "tokenizer.ggml.merges")?;
         let types: Vec<u64> = match gguf.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
             Some(a) => a.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
             None => vec![1; tokens.len()],
@@ -52,6 +62,97 @@ impl TextTokenizer {
                 tokens.len()
             )));
         }
+        let id = |key: &str| -> Result<Option<u32>> {
+            match gguf.get(key).and_then(Value::as_u64) {
+                None => Ok(None),
+                Some(v) if (v as usize) < tokens.len() => Ok(Some(v as u32)),
+                Some(v) => Err(EngineError::InvalidModel(format!(
+                    "{file}: {key} = {v} but the vocabulary has {} tokens",
+                    tokens.len()
+                ))),
+            }
+        };
+        let unknown_id = id("tokenizer.ggml.unknown_token_id")?;
+        let inner = if model == "gpt2" {
+            Vocabulary::Bpe(Box::new(bpe(gguf, &tokens, &types)?))
+        } else {
+            let scores = match gguf.get("tokenizer.ggml.scores").and_then(Value::as_array) {
+                Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
+                None => vec![0.0; tokens.len()],
+            };
+            let add_space_prefix = !matches!(gguf.get("tokenizer.ggml.add_space_prefix"), Some(Value::Bool(false)));
+            let pieces = tokens.iter().map(|t| t.to_string()).collect();
+            Vocabulary::Spm(Box::new(SpmTokenizer::new(file, pieces, scores, types, unknown_id, add_space_prefix)?))
+        };
+        let bos_id = id("tokenizer.ggml.bos_token_id")?;
+        let eos_id = id("tokenizer.ggml.eos_token_id")?;
+        let eot_id = id("tokenizer.ggml.eot_token_id")?;
+        let mut end_ids: Vec<u32> = eos_id.into_iter().chain(eot_id).collect();
+        // Chat models end a turn with their end-of-turn marker even when EOS is another token.
+        for marker in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"] {
+            end_ids.extend(match &inner {
+                Vocabulary::Bpe(t) => t.token_to_id(marker),
+                Vocabulary::Spm(t) => t.token_to_id(marker),
+            });
+        }
+        end_ids.sort_unstable();
+        end_ids.dedup();
+        let add_bos = matches!(gguf.get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
+        let vocab_size = match &inner {
+            Vocabulary::Bpe(t) => t.get_vocab_size(true),
+            Vocabulary::Spm(t) => t.vocab_size(),
+        };
+        Ok(TextTokenizer { inner, vocab_size, bos_id, eos_id, end_ids, add_bos })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Token ids of `text`; special-token markers in the text (e.g. `<|im_start|>`) become their
+    /// single ids. `add_special_tokens` prepends BOS when the model asks for it, unless the text
+    /// already starts with it (chat templates that write the BOS marker themselves).
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        let mut ids = match &self.inner {
+            Vocabulary::Bpe(t) => {
+                let encoding = t.encode_fast(text, false).map_err(|e| EngineError::InvalidInput(format!("tokenizing the text: {e}")))?;
+                encoding.get_ids().to_vec()
+            }
+            Vocabulary::Spm(t) => t.encode(text)?,
+        };
+        if let (true, true, Some(bos)) = (add_special_tokens, self.add_bos, self.bos_id) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Text of `ids`; `skip_special` leaves out control tokens such as `<|im_end|>`.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        let vocab = self.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(EngineError::InvalidInput(format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        match &self.inner {
+            Vocabulary::Bpe(t) => t.decode(ids, skip_special).map_err(|e| EngineError::InvalidInput(format!("decoding tokens: {e}"))),
+            Vocabulary::Spm(t) => t.decode(ids, skip_special),
+        }
+    }
+
+    pub fn token_text(&self, id: u32) -> Option<String> {
+        match &self.inner {
+            Vocabulary::Bpe(t) => t.id_to_token(id),
+            Vocabulary::Spm(t) => t.piece(id).map(str::to_string),
+        }
+    }
+}
+
+/// Byte-level BPE from `tokenizer.ggml.tokens` / `merges`, with the special token types added
+/// as special tokens.
+fn bpe(gguf: &GgufFile, tokens: &[&str], types: &[u64]) -> Result<Tokenizer> {
+    let file = &gguf.file_name;
+    let merges = string_array(gguf, "tokenizer.ggml.merges")?;
         let vocab: tokenizers::models::bpe::Vocab =
             tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
         let merges: Vec<(String, String)> = merges
@@ -78,70 +179,13 @@ impl TextTokenizer {
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         let specials: Vec<AddedToken> = tokens
             .iter()
-            .zip(&types)
+            .zip(types)
             .filter(|(_, &ty)| is_special_type(ty))
             .map(|(t, _)| AddedToken::from(t.to_string(), true))
             .collect();
         inner.add_special_tokens(&specials);
 
-        let id = |key: &str| -> Result<Option<u32>> {
-            match gguf.get(key).and_then(Value::as_u64) {
-                None => Ok(None),
-                Some(v) if (v as usize) < tokens.len() => Ok(Some(v as u32)),
-                Some(v) => Err(EngineError::InvalidModel(format!(
-                    "{file}: {key} = {v} but the vocabulary has {} tokens",
-                    tokens.len()
-                ))),
-            }
-        };
-        let bos_id = id("tokenizer.ggml.bos_token_id")?;
-        let eos_id = id("tokenizer.ggml.eos_token_id")?;
-        let eot_id = id("tokenizer.ggml.eot_token_id")?;
-        let mut end_ids: Vec<u32> = eos_id.into_iter().chain(eot_id).collect();
-        // Chat models end a turn with their end-of-turn marker even when EOS is another token.
-        for marker in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
-            end_ids.extend(inner.token_to_id(marker));
-        }
-        end_ids.sort_unstable();
-        end_ids.dedup();
-        let add_bos = matches!(gguf.get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
-        let vocab_size = inner.get_vocab_size(true);
-        Ok(TextTokenizer { inner, vocab_size, bos_id, eos_id, end_ids, add_bos })
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    /// Token ids of `text`; special-token markers in the text (e.g. `<|im_start|>`) become their
-    /// single ids. `add_special_tokens` prepends BOS when the model asks for it.
-    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| EngineError::InvalidInput(format!("tokenizing the text: {e}")))?;
-        let mut ids = Vec::with_capacity(encoding.len() + 1);
-        if add_special_tokens && self.add_bos {
-            ids.extend(self.bos_id);
-        }
-        ids.extend_from_slice(encoding.get_ids());
-        Ok(ids)
-    }
-
-    /// Text of `ids`; `skip_special` leaves out control tokens such as `<|im_end|>`.
-    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        let vocab = self.vocab_size();
-        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(EngineError::InvalidInput(format!("token id {bad} is outside the vocabulary of {vocab}")));
-        }
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| EngineError::InvalidInput(format!("decoding tokens: {e}")))
-    }
-
-    pub fn token_text(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
-    }
+    Ok(inner)
 }
 
 fn string_array<'a>(gguf: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {

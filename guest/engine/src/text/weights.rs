@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 
 use crate::error::{EngineError, Result};
 use crate::gguf::TensorInfo;
-use crate::text::llama::dtype_name;
+use crate::text::decoder::WeightSummary;
 use crate::text::q4::Q4Matrix;
 use crate::text::q8::Q8Matrix;
 use crate::text::FAST_KERNELS;
@@ -134,12 +134,28 @@ impl WeightLoader {
         Ok(weight)
     }
 
-    pub fn dominant_held(&self) -> String {
-        dominant(&self.held_by_type)
+    /// What the loaded model holds, for model-info: `weight_bytes` as the architecture counts
+    /// it (shared blocks once), the rest from this loader's bookkeeping.
+    pub fn summary(&self, weight_bytes: u64) -> WeightSummary {
+        WeightSummary {
+            weight_bytes,
+            parameters: self.parameters,
+            quantization: dominant(&self.held_by_type),
+            source_quantization: dominant(&self.source_by_type),
+        }
     }
+}
 
-    pub fn dominant_source(&self) -> String {
-        dominant(&self.source_by_type)
+/// Names a GGML block type the way llama.cpp does ("Q8_0", "Q4_K", "F32").
+pub fn dtype_name(dtype: GgmlDType) -> String {
+    match dtype {
+        GgmlDType::Q2K => "Q2_K".into(),
+        GgmlDType::Q3K => "Q3_K".into(),
+        GgmlDType::Q4K => "Q4_K".into(),
+        GgmlDType::Q5K => "Q5_K".into(),
+        GgmlDType::Q6K => "Q6_K".into(),
+        GgmlDType::Q8K => "Q8_K".into(),
+        other => format!("{other:?}"),
     }
 }
 

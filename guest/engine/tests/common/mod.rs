@@ -7,6 +7,7 @@ use llmkg_engine::*;
 
 pub const SMOLLM2: &str = "smollm2";
 pub const MINILM: &str = "minilm";
+pub const GEMMA3: &str = "gemma3-270m";
 
 pub fn models_dir() -> PathBuf {
     std::env::var_os("LLMKG_MODELS")
@@ -30,6 +31,16 @@ pub fn smollm2_file() -> ModelFile {
 pub fn engine_with_smollm2() -> Engine {
     let mut engine = Engine::new();
     engine.load_model(SMOLLM2, ModelKind::TextGeneration, vec![smollm2_file()], &LoadOptions::default()).unwrap();
+    engine
+}
+
+pub fn gemma3_file() -> ModelFile {
+    read(models_dir().join("gemma3-270m/gemma-3-270m-q4_k_m.gguf"))
+}
+
+pub fn engine_with_gemma3() -> Engine {
+    let mut engine = Engine::new();
+    engine.load_model(GEMMA3, ModelKind::TextGeneration, vec![gemma3_file()], &LoadOptions::default()).unwrap();
     engine
 }
 
