@@ -41,10 +41,12 @@ impl WeightLoader {
             WeightConversion::Keep => None,
             // Q4_1 has an own kernel in the component; for the rest candle has no SIMD128
             // kernel, and Q8_0 is ~4x faster and loses nothing measurable (Q4_0 does lose
-            // quality on SmolLM2).
+            // quality on SmolLM2). K-quants too in the component, where candle's K-quant
+            // kernels are scalar (natively they are AVX2 and stay).
             WeightConversion::Auto => match dtype {
                 GgmlDType::Q4_1 if FAST_KERNELS => None,
                 GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1 => Some(GgmlDType::Q8_0),
+                GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K if FAST_KERNELS => Some(GgmlDType::Q8_0),
                 _ => None,
             },
             WeightConversion::Q8_0 => Some(GgmlDType::Q8_0),
