@@ -119,7 +119,7 @@ impl Budget {
         }
         let n = self.allocations.get().wrapping_add(1);
         self.allocations.set(n);
-        if n % CHECK_EVERY == 0 && self.started.elapsed() > self.time {
+        if n.is_multiple_of(CHECK_EVERY) && self.started.elapsed() > self.time {
             self.spend(Spent::Time);
         }
     }

@@ -39,8 +39,8 @@ fn rewrite_in_place(pattern: &mut GraphPattern) {
     *pattern = rewrite(taken);
 }
 
-fn boxed(pattern: Box<GraphPattern>) -> Box<GraphPattern> {
-    Box::new(rewrite(*pattern))
+fn boxed(pattern: GraphPattern) -> Box<GraphPattern> {
+    Box::new(rewrite(pattern))
 }
 
 /// The same pattern with every cartesian product made a LATERAL join.
@@ -60,20 +60,20 @@ pub fn rewrite(pattern: GraphPattern) -> GraphPattern {
                 GraphPattern::Join { left: Box::new(left), right: Box::new(right) }
             }
         }
-        GraphPattern::LeftJoin { left, right, expression } => GraphPattern::LeftJoin { left: boxed(left), right: boxed(right), expression },
+        GraphPattern::LeftJoin { left, right, expression } => GraphPattern::LeftJoin { left: boxed(*left), right: boxed(*right), expression },
         #[allow(unreachable_patterns)]
-        GraphPattern::Lateral { left, right } => GraphPattern::Lateral { left: boxed(left), right: boxed(right) },
-        GraphPattern::Filter { expr, inner } => GraphPattern::Filter { expr, inner: boxed(inner) },
-        GraphPattern::Union { left, right } => GraphPattern::Union { left: boxed(left), right: boxed(right) },
-        GraphPattern::Graph { name, inner } => GraphPattern::Graph { name, inner: boxed(inner) },
-        GraphPattern::Extend { inner, variable, expression } => GraphPattern::Extend { inner: boxed(inner), variable, expression },
-        GraphPattern::Minus { left, right } => GraphPattern::Minus { left: boxed(left), right: boxed(right) },
-        GraphPattern::OrderBy { inner, expression } => GraphPattern::OrderBy { inner: boxed(inner), expression },
-        GraphPattern::Project { inner, variables } => GraphPattern::Project { inner: boxed(inner), variables },
-        GraphPattern::Distinct { inner } => GraphPattern::Distinct { inner: boxed(inner) },
-        GraphPattern::Reduced { inner } => GraphPattern::Reduced { inner: boxed(inner) },
-        GraphPattern::Slice { inner, start, length } => GraphPattern::Slice { inner: boxed(inner), start, length },
-        GraphPattern::Group { inner, variables, aggregates } => GraphPattern::Group { inner: boxed(inner), variables, aggregates },
+        GraphPattern::Lateral { left, right } => GraphPattern::Lateral { left: boxed(*left), right: boxed(*right) },
+        GraphPattern::Filter { expr, inner } => GraphPattern::Filter { expr, inner: boxed(*inner) },
+        GraphPattern::Union { left, right } => GraphPattern::Union { left: boxed(*left), right: boxed(*right) },
+        GraphPattern::Graph { name, inner } => GraphPattern::Graph { name, inner: boxed(*inner) },
+        GraphPattern::Extend { inner, variable, expression } => GraphPattern::Extend { inner: boxed(*inner), variable, expression },
+        GraphPattern::Minus { left, right } => GraphPattern::Minus { left: boxed(*left), right: boxed(*right) },
+        GraphPattern::OrderBy { inner, expression } => GraphPattern::OrderBy { inner: boxed(*inner), expression },
+        GraphPattern::Project { inner, variables } => GraphPattern::Project { inner: boxed(*inner), variables },
+        GraphPattern::Distinct { inner } => GraphPattern::Distinct { inner: boxed(*inner) },
+        GraphPattern::Reduced { inner } => GraphPattern::Reduced { inner: boxed(*inner) },
+        GraphPattern::Slice { inner, start, length } => GraphPattern::Slice { inner: boxed(*inner), start, length },
+        GraphPattern::Group { inner, variables, aggregates } => GraphPattern::Group { inner: boxed(*inner), variables, aggregates },
         other @ (GraphPattern::Path { .. } | GraphPattern::Values { .. } | GraphPattern::Service { .. }) => other,
     }
 }

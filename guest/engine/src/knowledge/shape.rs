@@ -13,14 +13,14 @@
 use crate::error::{EngineError, Result};
 
 /// Brackets (`{`, `(`, `[`) open at once. Measured in the component under Wasmtime (512 KiB
-/// wasm stack), nesting first traps at 200 (FILTER EXISTS), 248 (CONCAT), 448 (OPTIONAL),
-/// 480 (parentheses), 640 (groups), 960 (path brackets).
+/// wasm stack), nesting first traps at 200 (FILTER EXISTS), 248 (CONCAT), 416 (blank nodes in
+/// INSERT DATA), 448 (OPTIONAL), 480 (parentheses), 640 (groups), 960 (path brackets).
 pub const MAX_NESTING: usize = 64;
 
 /// The estimated depth of the algebra tree: open brackets plus, in each, the links of the
 /// chains so far (sibling groups, `FILTER`, `BIND`, `VALUES`; `||`, `&&`, `+`, `-`, `*`, `/`
 /// in expressions; `/`, `|` in property paths).
-/// Chains first trap at 704 (OPTIONAL), 960 (UNION), 1,536 (`+`).
+/// Chains first trap at 560 (path `/`), 704 (OPTIONAL), 960 (UNION), 1,536 (`+`), 2,816 (`||`).
 pub const MAX_TREE_DEPTH: usize = 256;
 
 #[derive(Clone, Copy, PartialEq)]
