@@ -20,6 +20,8 @@ impl<A> CountingAllocator<A> {
     fn grew(size: usize) {
         let now = ALLOCATED.fetch_add(size, Ordering::Relaxed) + size;
         PEAK.fetch_max(now, Ordering::Relaxed);
+        // A SPARQL evaluation in progress is stopped here when its budget is spent.
+        crate::knowledge::budget::on_allocation(now);
     }
     fn shrank(size: usize) {
         ALLOCATED.fetch_sub(size, Ordering::Relaxed);

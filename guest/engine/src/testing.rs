@@ -1,6 +1,8 @@
 //! Tiny models written from scratch (random weights, byte-level vocabulary of ~260 tokens),
 //! so tests exercise the real loading and generation code in milliseconds.
 
+pub mod hostile;
+
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
@@ -49,6 +51,11 @@ impl TinyLlama {
 
     /// A complete GGUF file.
     pub fn gguf(&self) -> Vec<u8> {
+        self.gguf_with_chat_template(None)
+    }
+
+    /// A complete GGUF file, with `tokenizer.chat_template` when given.
+    pub fn gguf_with_chat_template(&self, chat_template: Option<&str>) -> Vec<u8> {
         let vocab = Self::vocab();
         let types: Vec<Value> = (0..vocab.len()).map(|i| Value::I32(if i < SPECIALS.len() { 3 } else { 1 })).collect();
         let arch = self.architecture;
@@ -73,7 +80,8 @@ impl TinyLlama {
             ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
             ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
         ];
-        let mut metadata = metadata;
+        let mut metadata: Vec<(String, Value)> =
+            metadata.into_iter().chain(chat_template.map(|t| ("tokenizer.chat_template".into(), Value::String(t.into())))).collect();
         for (key, value) in &self.overrides {
             match metadata.iter_mut().find(|(k, _)| k == key) {
                 Some(slot) => slot.1 = value.clone(),

@@ -3,10 +3,13 @@
 //! embedding index over entity labels (kept in [`index`], filled by the engine, which owns the
 //! embedding models), and neighbourhoods verbalised for grounded generation.
 
+pub mod budget;
+mod cartesian;
 pub mod changes;
 pub mod index;
 pub mod names;
 pub mod results;
+pub mod shape;
 mod update;
 pub mod verbalize;
 
@@ -18,6 +21,7 @@ use oxigraph::model::{
     GraphName, GraphNameRef, Literal as OxLiteral, NamedNode, NamedOrBlankNode, Quad, Term as OxTerm,
 };
 use oxigraph::sparql::{PreparedSparqlQuery, QueryResults, SparqlEvaluator};
+use budget::Budget;
 use oxigraph::store::Store;
 
 use crate::error::{EngineError, Result};
@@ -39,7 +43,7 @@ pub struct KnowledgeGraph {
     pub index_stale: bool,
     /// Parsed queries by text: applications repeat the same queries, and parsing costs as much
     /// as answering a bound pattern.
-    parsed: HashMap<String, PreparedSparqlQuery>,
+    parsed: HashMap<String, spargebra::Query>,
     /// Triples outside the provenance graph, when known. Counting walks the whole quad set
     /// (about 17 ms at 100k triples), so imports and inserts add what they added and only
     /// SPARQL updates and removals count again.
@@ -260,16 +264,22 @@ impl KnowledgeGraph {
         Ok(())
     }
 
-    /// SPARQL 1.1 query or update.
+    /// SPARQL 1.1 query or update, under the evaluation [`budget`] and the [`shape`] limits.
     pub fn query(&mut self, sparql: &str, row_limit: u32) -> Result<QueryResult> {
+        shape::check(sparql)?;
         let limit = if row_limit == 0 { usize::MAX } else { row_limit as usize };
-        match self.prepare_query(sparql) {
+        let budget = Budget::new();
+        match self.prepare_query(sparql, &budget) {
             Ok(prepared) => {
-                let results = prepared.on_store(&self.store).execute().map_err(evaluation)?;
-                read_results(results, limit)
+                let _armed = budget.arm();
+                let results = prepared.on_store(&self.store).execute().map_err(|e| budget.error(EVALUATING, e))?;
+                read_results(results, limit, &budget)
             }
             Err(query_error) => match spargebra::SparqlParser::new().parse_update(sparql) {
-                Ok(update) => Ok(QueryResult::Updated(self.run_update(&update)?)),
+                Ok(mut update) => {
+                    cartesian::rewrite_update(&mut update);
+                    Ok(QueryResult::Updated(self.run_update(&update)?))
+                }
                 Err(update_error) => {
                     let error = if looks_like_update(sparql) { update_error.to_string() } else { query_error.to_string() };
                     Err(EngineError::QuerySyntax(format!("SPARQL {error}")))
@@ -282,10 +292,12 @@ impl KnowledgeGraph {
     /// parameter requires). `using_graphs` / `using_named_graphs` are the protocol's
     /// `using-graph-uri` / `using-named-graph-uri`: the dataset of every DELETE/INSERT WHERE.
     pub fn update(&mut self, sparql: &str, using_graphs: &[String], using_named_graphs: &[String]) -> Result<ChangeReport> {
+        shape::check(sparql)?;
         let mut update = spargebra::SparqlParser::new().parse_update(sparql).map_err(|e| {
             let hint = if looks_like_update(sparql) { "" } else { " (a query was sent as an update)" };
             EngineError::QuerySyntax(format!("SPARQL {e}{hint}"))
         })?;
+        cartesian::rewrite_update(&mut update);
         if !using_graphs.is_empty() || !using_named_graphs.is_empty() {
             let dataset = spargebra::algebra::QueryDataset {
                 default: using_graphs.iter().map(|g| graph_iri(g, "using-graph-uri")).collect::<Result<_>>()?,
@@ -310,17 +322,22 @@ impl KnowledgeGraph {
         Ok(report)
     }
 
-    /// A parsed query, from the cache when the same text came before.
-    fn prepare_query(&mut self, sparql: &str) -> std::result::Result<PreparedSparqlQuery, oxigraph::sparql::SparqlSyntaxError> {
-        if let Some(prepared) = self.parsed.get(sparql) {
-            return Ok(prepared.clone());
-        }
-        let prepared = SparqlEvaluator::new().parse_query(sparql)?;
-        if self.parsed.len() >= PARSED_QUERIES {
-            self.parsed.clear();
-        }
-        self.parsed.insert(sparql.to_string(), prepared.clone());
-        Ok(prepared)
+    /// A parsed query (from the cache when the same text came before), to be evaluated under
+    /// `budget`.
+    fn prepare_query(&mut self, sparql: &str, budget: &Budget) -> std::result::Result<PreparedSparqlQuery, oxigraph::sparql::SparqlSyntaxError> {
+        let query = match self.parsed.get(sparql) {
+            Some(query) => query.clone(),
+            None => {
+                let mut query = spargebra::SparqlParser::new().parse_query(sparql)?;
+                cartesian::rewrite_query(&mut query);
+                if self.parsed.len() >= PARSED_QUERIES {
+                    self.parsed.clear();
+                }
+                self.parsed.insert(sparql.to_string(), query.clone());
+                query
+            }
+        };
+        Ok(SparqlEvaluator::new().with_cancellation_token(budget.token()).for_query(query))
     }
 
     /// A query only (an update is refused), its results serialized: solutions and booleans as
@@ -336,7 +353,9 @@ impl KnowledgeGraph {
         graph: RdfFormat,
         row_limit: u32,
     ) -> Result<SerializedResults> {
-        let mut prepared = self.prepare_query(sparql).map_err(|e| {
+        shape::check(sparql)?;
+        let budget = Budget::new();
+        let mut prepared = self.prepare_query(sparql, &budget).map_err(|e| {
             let hint = if looks_like_update(sparql) { " (an update was sent as a query)" } else { "" };
             EngineError::QuerySyntax(format!("SPARQL {e}{hint}"))
         })?;
@@ -345,9 +364,10 @@ impl KnowledgeGraph {
             dataset.set_default_graph(default_graphs.iter().map(|g| graph_iri(g, "default-graph-uri").map(Into::into)).collect::<Result<_>>()?);
             dataset.set_available_named_graphs(named_graphs.iter().map(|g| graph_iri(g, "named-graph-uri").map(Into::into)).collect::<Result<_>>()?);
         }
-        let solutions = prepared.on_store(&self.store).execute().map_err(evaluation)?;
+        let _armed = budget.arm();
+        let solutions = prepared.on_store(&self.store).execute().map_err(|e| budget.error(EVALUATING, e))?;
         let limit = if row_limit == 0 { usize::MAX } else { row_limit as usize };
-        results::serialize(solutions, results, graph, limit)
+        results::serialize(solutions, results, graph, limit, &budget)
     }
 
     /// All or nothing: parsed into one transaction, so a syntax error anywhere leaves the store
@@ -624,9 +644,7 @@ impl KnowledgeGraph {
     }
 }
 
-fn evaluation(e: impl std::fmt::Display) -> EngineError {
-    EngineError::InvalidInput(format!("evaluating the SPARQL query: {e}"))
-}
+const EVALUATING: &str = "evaluating the SPARQL query";
 
 /// The first keyword after the prologue (PREFIX/BASE declarations) names an update form.
 fn looks_like_update(sparql: &str) -> bool {
@@ -642,7 +660,8 @@ fn looks_like_update(sparql: &str) -> bool {
     false
 }
 
-fn read_results(results: QueryResults, limit: usize) -> Result<QueryResult> {
+fn read_results(results: QueryResults, limit: usize, budget: &Budget) -> Result<QueryResult> {
+    let evaluation = |e| budget.error(EVALUATING, e);
     Ok(match results {
         QueryResults::Boolean(b) => QueryResult::Boolean(b),
         QueryResults::Solutions(solutions) => {
@@ -650,6 +669,7 @@ fn read_results(results: QueryResults, limit: usize) -> Result<QueryResult> {
             let mut rows = Vec::new();
             let mut truncated = false;
             for solution in solutions {
+                budget.check()?;
                 let solution = solution.map_err(evaluation)?;
                 if rows.len() == limit {
                     truncated = true;
@@ -662,6 +682,7 @@ fn read_results(results: QueryResults, limit: usize) -> Result<QueryResult> {
         QueryResults::Graph(triples) => {
             let mut out = Vec::new();
             for t in triples {
+                budget.check()?;
                 let t = t.map_err(evaluation)?;
                 if out.len() == limit {
                     break;

@@ -7,7 +7,8 @@ use oxigraph::io::RdfSerializer;
 use oxigraph::sparql::results::{QueryResultsFormat, QueryResultsSerializer};
 use oxigraph::sparql::QueryResults;
 
-use super::{evaluation, ox_format};
+use super::budget::Budget;
+use super::{ox_format, EVALUATING};
 use crate::error::{EngineError, Result};
 use crate::types::{RdfFormat, ResultsFormat, SerializedResults};
 
@@ -24,8 +25,9 @@ fn writing(e: std::io::Error) -> EngineError {
     EngineError::Internal(format!("serializing query results: {e}"))
 }
 
-/// Serializes `results`, at most `limit` solutions or triples.
-pub fn serialize(results: QueryResults, results_fmt: ResultsFormat, graph_fmt: RdfFormat, limit: usize) -> Result<SerializedResults> {
+/// Serializes `results`, at most `limit` solutions or triples, while `budget` lasts.
+pub fn serialize(results: QueryResults, results_fmt: ResultsFormat, graph_fmt: RdfFormat, limit: usize, budget: &Budget) -> Result<SerializedResults> {
+    let evaluation = |e| budget.error(EVALUATING, e);
     let mut truncated = false;
     let (media_type, data) = match results {
         QueryResults::Boolean(value) => {
@@ -38,6 +40,7 @@ pub fn serialize(results: QueryResults, results_fmt: ResultsFormat, graph_fmt: R
             let variables = solutions.variables().to_vec();
             let mut writer = QueryResultsSerializer::from_format(format).serialize_solutions_to_writer(Vec::new(), variables).map_err(writing)?;
             for (rows, solution) in solutions.enumerate() {
+                budget.check()?;
                 let solution = solution.map_err(evaluation)?;
                 if rows == limit {
                     truncated = true;
@@ -51,6 +54,7 @@ pub fn serialize(results: QueryResults, results_fmt: ResultsFormat, graph_fmt: R
             let format = ox_format(graph_fmt);
             let mut writer = RdfSerializer::from_format(format).for_writer(Vec::new());
             for (rows, triple) in triples.enumerate() {
+                budget.check()?;
                 let triple = triple.map_err(evaluation)?;
                 if rows == limit {
                     truncated = true;

@@ -16,9 +16,12 @@ use spargebra::algebra::GraphTarget;
 use spargebra::term::{GroundQuad, GroundTerm, Quad as UpdateQuad, Term as UpdateTerm};
 use spargebra::GraphUpdateOperation;
 
+use super::budget::Budget;
 use super::changes::ChangeSet;
 use super::KnowledgeGraph;
 use crate::error::{EngineError, Result};
+
+const UPDATING: &str = "SPARQL update";
 
 fn failed(e: impl std::fmt::Display) -> EngineError {
     EngineError::InvalidInput(format!("SPARQL update: {e}"))
@@ -43,13 +46,18 @@ impl KnowledgeGraph {
                     }
                 }
                 GraphUpdateOperation::DeleteInsert { delete, insert, using, pattern } => {
-                    let evaluator = QueryEvaluator::new();
+                    let budget = Budget::new();
+                    let evaluator = QueryEvaluator::new().with_cancellation_token(budget.token());
                     let prepared = evaluator.prepare_delete_insert(delete.clone(), insert.clone(), update.base_iri.clone(), using.clone(), pattern);
-                    let mutations = prepared
-                        .execute(StoreDataset(&self.store))
-                        .map_err(failed)?
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(failed)?;
+                    let mutations = {
+                        let _armed = budget.arm();
+                        let mut mutations = Vec::new();
+                        for m in prepared.execute(StoreDataset(&self.store)).map_err(|e| budget.error(UPDATING, e))? {
+                            budget.check()?;
+                            mutations.push(m.map_err(|e| budget.error(UPDATING, e))?);
+                        }
+                        mutations
+                    };
                     // All deletions, then all insertions, as the standard says.
                     for m in &mutations {
                         if let DeleteInsertQuad::Delete(q) = m {
