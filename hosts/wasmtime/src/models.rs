@@ -451,9 +451,9 @@ mod tests {
         let ids: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(
             ids,
-            [DEFAULT_TEXT_MODEL, DEFAULT_EMBEDDING_MODEL, "tinyllama"]
+            [DEFAULT_TEXT_MODEL, DEFAULT_EMBEDDING_MODEL, "gemma3-270m", "tinyllama"]
         );
-        assert!(!listed[0].present && listed[2].present);
-        assert_eq!(listed[2].size, 1);
+        assert!(!listed[0].present && listed[3].present);
+        assert_eq!(listed[3].size, 1);
     }
 }
