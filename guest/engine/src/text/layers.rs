@@ -213,31 +213,38 @@ pub enum RopeStyle {
     Halves,
 }
 
-/// Rotary position embeddings over the first `dim` dimensions of each head. The angles are
-/// computed for the positions of each call rather than tabled for the whole context, which
-/// for a 32k-context model would hold tens of MB per distinct base.
+/// Rotary position embeddings over the first `dim` dimensions of each head. The angles of the
+/// first positions are tabled (up to [`ROPE_TABLE_BYTES`] per base: all 8k positions of
+/// SmolLM2, the first 2k of Gemma's 256-wide heads); later positions are computed per call,
+/// which for a 32k-context model spares tens of MB per distinct base.
 pub struct Rope {
     inv_freq: Vec<f32>,
     dim: usize,
     style: RopeStyle,
+    /// cos and sin for positions `0..tabled`, (tabled, dim / 2) each.
+    table: (Tensor, Tensor),
+    tabled: usize,
 }
 
+/// Bytes of cos and sin tables one [`Rope`] holds.
+const ROPE_TABLE_BYTES: usize = 2 << 20;
+
 impl Rope {
-    /// `freq_scale` multiplies every angle (linear RoPE scaling; 1.0 for none).
-    pub fn new(dim: usize, base: f32, freq_scale: f32, style: RopeStyle) -> Self {
-        let inv_freq = (0..dim).step_by(2).map(|i| freq_scale / base.powf(i as f32 / dim as f32)).collect();
-        Rope { inv_freq, dim, style }
+    /// `freq_scale` multiplies every angle (linear RoPE scaling; 1.0 for none); `context` is
+    /// the longest sequence the model runs.
+    pub fn new(dim: usize, base: f32, freq_scale: f32, style: RopeStyle, context: usize) -> candle_core::Result<Self> {
+        let inv_freq: Vec<f32> = (0..dim).step_by(2).map(|i| freq_scale / base.powf(i as f32 / dim as f32)).collect();
+        let tabled = context.min(ROPE_TABLE_BYTES / (inv_freq.len() * 8).max(1));
+        let table = compute_angles(&inv_freq, 0, tabled)?;
+        Ok(Rope { inv_freq, dim, style, table, tabled })
     }
 
     /// cos and sin of the angles at positions `pos..pos + len`, (len, dim / 2) each.
     pub fn angles(&self, pos: usize, len: usize) -> candle_core::Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let mut angles = Vec::with_capacity(len * half);
-        for p in pos..pos + len {
-            angles.extend(self.inv_freq.iter().map(|f| p as f32 * f));
+        if pos + len <= self.tabled {
+            return Ok((self.table.0.narrow(0, pos, len)?, self.table.1.narrow(0, pos, len)?));
         }
-        let angles = Tensor::from_vec(angles, (len, half), &Device::Cpu)?;
-        Ok((angles.cos()?, angles.sin()?))
+        compute_angles(&self.inv_freq, pos, len)
     }
 
     /// Rotates `x` (batch, heads, tokens, head_dim) by the angles from [`Rope::angles`].
@@ -255,6 +262,15 @@ impl Rope {
         let rest = x.narrow(D::Minus1, self.dim, head_dim - self.dim)?;
         Tensor::cat(&[rotated, rest], D::Minus1)
     }
+}
+
+fn compute_angles(inv_freq: &[f32], pos: usize, len: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    let mut angles = Vec::with_capacity(len * inv_freq.len());
+    for p in pos..pos + len {
+        angles.extend(inv_freq.iter().map(|f| p as f32 * f));
+    }
+    let angles = Tensor::from_vec(angles, (len, inv_freq.len()), &Device::Cpu)?;
+    Ok((angles.cos()?, angles.sin()?))
 }
 
 /// Additive attention mask for `seq_len` queries at positions `pos..` over every key so far: 0

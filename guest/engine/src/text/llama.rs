@@ -89,7 +89,7 @@ impl DecoderConfig for LlamaConfig {
             layers,
             norm,
             output,
-            rope: Rope::new(c.rope_dim, c.rope_freq_base, 1.0, RopeStyle::Interleaved),
+            rope: Rope::new(c.rope_dim, c.rope_freq_base, 1.0, RopeStyle::Interleaved, c.shape.context_length)?,
             weights: loader.summary(weight_bytes),
             shape: c.shape,
         }))

@@ -15,6 +15,10 @@ use crate::text::q8::Q8Matrix;
 use crate::text::FAST_KERNELS;
 use crate::types::WeightConversion;
 
+/// Bytes of tensors that may lie before the matrix that takes over the file's buffer (copied
+/// out first), see [`WeightLoader::convert_all`].
+const TAKE_OVER_HEAD: usize = 1 << 20;
+
 pub struct WeightLoader {
     conversion: WeightConversion,
     pub parameters: u64,
@@ -65,14 +69,21 @@ impl WeightLoader {
         let mut order: Vec<&TensorInfo> = tensors.iter().collect();
         order.sort_by_key(|t| std::cmp::Reverse(t.start));
         let mut converted = HashMap::with_capacity(tensors.len());
-        let last = order.len().saturating_sub(1);
-        for (i, info) in order.into_iter().enumerate() {
+        for (i, info) in order.iter().enumerate() {
             if info.start.checked_add(info.len).is_none_or(|end| end > bytes.len()) {
                 return Err(EngineError::InvalidModel(format!("{file_name}: tensor {} lies outside the file", info.name)));
             }
-            // The first tensor of the file, in Q8_0 for the own kernel, takes over the file's
-            // buffer instead of being copied out of it.
-            if let (true, Some((rows, cols)), GgmlDType::Q8_0) = (i == last, self.own_layout(info), info.dtype) {
+            // A Q8_0 matrix for the own kernel with only small tensors before it in the file
+            // (the token embeddings, usually, after a norm or two) takes over the file's buffer
+            // instead of being copied out of it: those few are copied out first. Otherwise the
+            // biggest matrix would be held twice at the peak of the load.
+            let before = &order[i + 1..];
+            let small_before = before.iter().map(|t| t.len).sum::<usize>() <= TAKE_OVER_HEAD;
+            if let (true, Some((rows, cols)), GgmlDType::Q8_0) = (small_before, self.own_layout(info), info.dtype) {
+                for t in before {
+                    let tensor = self.convert(file_name, t, &bytes[t.start..t.start + t.len])?;
+                    converted.insert(t.name.clone(), tensor);
+                }
                 bytes.truncate(info.start + info.len);
                 let weight = Weight::Q8(Q8Matrix::from_file_tail(bytes, info.start, rows, cols)?);
                 self.record(info, &weight);
