@@ -10,6 +10,13 @@ const MODELS = [
     files: ['SmolLM2-135M-Instruct.Q4_1.gguf'],
   },
   {
+    id: 'gemma3-270m',
+    kind: 'text-generation',
+    label: 'Gemma 3 270M (base)',
+    what: 'chat',
+    files: ['gemma-3-270m-q4_k_m.gguf'],
+  },
+  {
     id: 'all-minilm-l6-v2',
     kind: 'embedding',
     label: 'all-MiniLM-L6-v2',
@@ -52,6 +59,29 @@ window.llmkgDemo = demo;
 }
 
 // --- engine -----------------------------------------------------------------------------------
+// One chat model at a time, picked in the models card (SmolLM2 unless the page says otherwise).
+const chatModels = MODELS.filter((m) => m.kind === 'text-generation');
+const picker = $('chat-model');
+for (const m of chatModels) picker.append(el('option', { value: m.id, textContent: m.label }));
+picker.value = new URLSearchParams(location.search).get('chat') ?? chatModels[0].id;
+const chatModel = () => chatModels.find((m) => m.id === picker.value) ?? chatModels[0];
+const showChatModel = () => {
+  $('chat-model-name').textContent = chatModel().label;
+  $('chat-input').placeholder = `Ask ${chatModel().label}…`;
+};
+picker.addEventListener('change', () => {
+  showChatModel();
+  // The picked model still has to be loaded.
+  if (!demo.loaded[chatModel().id]) {
+    $('load-models').disabled = false;
+    $('load-models').textContent = 'Load models';
+    $('chat-send').disabled = true;
+  }
+});
+showChatModel();
+/** The models "Load models" loads: the picked chat model and every other kind. */
+const modelsToLoad = () => MODELS.filter((m) => m.kind !== 'text-generation' || m.id === chatModel().id);
+
 const modelRows = new Map();
 for (const m of MODELS) {
   const status = el('span', { className: 'model-status', textContent: 'not loaded' });
@@ -96,7 +126,8 @@ async function loadModels() {
   const engine = await demo.ready;
   $('load-models').disabled = true;
   const results = [];
-  for (const m of MODELS) {
+  for (const m of modelsToLoad()) {
+    if (demo.loaded[m.id]) continue;
     const ui = modelRows.get(m.id);
     ui.row.className = 'model';
     const t0 = performance.now();
@@ -143,6 +174,7 @@ function onProgress(m, p) {
 function onRespawn(detail) {
   demo.respawns.push(detail);
   for (const id of detail.lostModels) {
+    delete demo.loaded[id];
     const ui = modelRows.get(id);
     if (!ui) continue;
     ui.row.className = 'model failed';
@@ -225,7 +257,7 @@ async function sendChat(text) {
   const t0 = performance.now();
   let first = null;
   let reply = '';
-  const stream = engine.streamChat(history, { maxTokens: 256 });
+  const stream = engine.streamChat(history, { maxTokens: 256, model: chatModel().id });
   current = stream;
   try {
     for await (const piece of stream) {

@@ -134,3 +134,18 @@ test('an AbortSignal terminates the Web Worker; a new one starts and the page is
   // The page shows the models as unloaded and offers to load them again.
   assert.equal(await page.isEnabled('#load-models'), true);
 });
+
+test('the chat-model picker loads Gemma 3 270M, which continues the Eiffel Tower with Paris', async () => {
+  await page.selectOption('#chat-model', 'gemma3-270m');
+  await page.click('#load-models');
+  await page.waitForFunction(() => window.llmkgDemo.loaded['gemma3-270m'] || document.querySelector('.model.failed'), null, { timeout: LOAD_TIMEOUT });
+  const r = await page.evaluate(async () => {
+    const { engine, loaded } = window.llmkgDemo;
+    const c = await engine.generate({ model: 'gemma3-270m', prompt: 'The Eiffel Tower is located in the city of', maxTokens: 8 });
+    return { info: loaded['gemma3-270m'], text: c.text, chatHeader: document.getElementById('chat-model-name').textContent };
+  });
+  console.log(`gemma3-270m loaded in ${r.info.loadSeconds.toFixed(1)} s (${r.info.quantization}); continuation ${JSON.stringify(r.text)}`);
+  assert.equal(r.info.architecture, 'gemma3');
+  assert.equal(r.chatHeader, 'Gemma 3 270M (base)');
+  assert.match(r.text, /^\s*Paris/);
+});
