@@ -20,7 +20,6 @@ used here). Regenerate with:
 """
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
@@ -64,19 +63,12 @@ PROMPTS = [
 ]
 
 
-def load_smollm2_cases():
+def smollm2_fixture_module():
+    """scripts/make-tokenizer-fixture.py, for its CASES and helpers (dump_json, sha256_file)."""
     spec = importlib.util.spec_from_file_location("tokfix", REPO / "scripts" / "make-tokenizer-fixture.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.CASES, mod.dump_json
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return mod
 
 
 def main():
@@ -93,8 +85,8 @@ def main():
     import numpy as np
     from llama_cpp import Llama
 
-    smollm2_cases, dump_json = load_smollm2_cases()
-    cases_text = list(dict.fromkeys(smollm2_cases + EXTRA_CASES))
+    tokfix = smollm2_fixture_module()
+    cases_text = list(dict.fromkeys(tokfix.CASES + EXTRA_CASES))
 
     vocab = Llama(model_path=str(model), vocab_only=True, verbose=False)
     cases = [{"text": t, "ids": vocab.tokenize(t.encode("utf-8"), add_bos=False, special=True)} for t in cases_text]
@@ -132,7 +124,7 @@ def main():
     fixture = {
         "generator": f"llama-cpp-python {llama_cpp.__version__} (llama.cpp vendored)",
         "model": str(MODEL_SUBPATH),
-        "model_sha256": sha256_file(model),
+        "model_sha256": tokfix.sha256_file(model),
         "bos_id": llm.token_bos(),
         "eos_id": llm.token_eos(),
         "cases": cases,
@@ -140,7 +132,7 @@ def main():
         "greedy": greedy,
         "perplexity": {"text": str(EVAL_TEXT.relative_to(REPO)), "tokens": len(ids), "context": 2048, "perplexity": perplexity},
     }
-    Path(args.out).write_text(dump_json(fixture) + "\n", encoding="utf-8")
+    Path(args.out).write_text(tokfix.dump_json(fixture) + "\n", encoding="utf-8")
     print(f"wrote {args.out}: {len(cases)} tokenizer cases, {len(greedy)} prompts", file=sys.stderr)
 
 
