@@ -5,7 +5,8 @@
 //!
 //! The test fails on any trap and on any difference from `known-failures.tsv` (a listed test
 //! that starts passing fails too, so the list cannot go stale). `scripts/conformance` runs it
-//! with `LLMKG_CONFORMANCE_DOC` set, which also writes the table in docs/CONFORMANCE.md.
+//! with `LLMKG_CONFORMANCE_DOC` set, which also writes the table in docs/CONFORMANCE.md
+//! (`LLMKG_CONFORMANCE_TRACE=1` names each test before it runs, to find one that hangs).
 
 mod manifest;
 mod results;
