@@ -3,7 +3,7 @@
 //! reversed it undoes the write, and a failing write changes and records nothing.
 
 use llmkg_engine::knowledge::KnowledgeGraph;
-use llmkg_engine::{EngineError, Fact, FactObject, QueryResult, RdfFormat, ResultsFormat};
+use llmkg_engine::{EngineError, Fact, FactObject, ImportOptions, QueryResult, RdfFormat, ResultsFormat};
 
 fn sorted_nquads(g: &KnowledgeGraph) -> Vec<String> {
     let text = String::from_utf8(g.export(RdfFormat::NQuads).unwrap()).unwrap();
@@ -14,7 +14,7 @@ fn sorted_nquads(g: &KnowledgeGraph) -> Vec<String> {
 
 fn graph_with(turtle: &str) -> KnowledgeGraph {
     let mut g = KnowledgeGraph::new().unwrap();
-    g.import(RdfFormat::Turtle, turtle.as_bytes()).unwrap();
+    g.import(RdfFormat::Turtle, turtle.as_bytes(), &ImportOptions::default()).unwrap();
     g
 }
 
@@ -60,7 +60,7 @@ fn a_patch_replays_the_same_quads_elsewhere_even_for_fresh_blank_nodes_and_now()
         )
         .unwrap();
     writer.insert(&[Fact { subject: "Veltrania".into(), predicate: "capital".into(), object: FactObject::Entity("Quorvik".into()), confidence: Some(0.9), source: Some("atlas".into()) }]).unwrap();
-    writer.import(RdfFormat::Turtle, b"<urn:x> <urn:p> [ <urn:q> 1 ] .").unwrap();
+    writer.import(RdfFormat::Turtle, b"<urn:x> <urn:p> [ <urn:q> 1 ] .", &ImportOptions::default()).unwrap();
     let patch = writer.take_changes();
     let report = replica.apply_changes(&patch, false).unwrap();
     assert_eq!(sorted_nquads(&replica), sorted_nquads(&writer));
@@ -178,7 +178,7 @@ fn while_recording_a_write_that_could_not_be_replayed_is_refused_and_changes_not
         let mut g = KnowledgeGraph::new().unwrap();
         g.record_changes(true);
         let turtle = format!("@prefix ex: <http://example.org/> . ex:a{c} ex:p ex:b{c} .");
-        match g.import(RdfFormat::Turtle, turtle.as_bytes()) {
+        match g.import(RdfFormat::Turtle, turtle.as_bytes(), &ImportOptions::default()) {
             Ok(_) => {
                 let patch = g.take_changes();
                 let mut replica = KnowledgeGraph::new().unwrap();
