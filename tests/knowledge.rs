@@ -191,27 +191,40 @@ fn turtle_with_every_range_of_local_name_characters_imports_and_reloads_or_is_re
         0x00C0u32, 0x00D6, 0x00D8, 0x00F6, 0x00F8, 0x02FF, 0x0370, 0x037D, 0x037F, 0x1FFF, 0x200C, 0x200D, 0x2070, 0x218F, 0x2C00,
         0x2FEF, 0x3001, 0xD7FF, 0xF900, 0xFDCF, 0xFDF0, 0xFFEF, 0xFFFD, 0x10000, 0xDFFFF, 0xE0000, 0xE0FFF, 0xE1000, 0xEFFFF,
     ];
+    // Each either imports and reloads, or is refused at import naming the IRI (oxiri checks the
+    // IRI a prefixed name builds by RFC 3987, which leaves out e.g. U+FFF0..U+FFFD). U+E0000..
+    // U+E0FFF, also outside RFC 3987 but passed by the Turtle parser, import: the engine reads its
+    // own snapshots and log by the N-Quads grammar, so they reload as they were stored.
     let (mut imported, mut refused) = (0, Vec::new());
     for c in chars {
+        let ch = char::from_u32(c).unwrap();
         let file = dir.join(format!("u{c:x}.ttl"));
-        std::fs::write(&file, format!("@prefix ex: <http://example.org/> . ex:s{} ex:p \"{c}\" .", char::from_u32(c).unwrap())).unwrap();
+        std::fs::write(&file, format!("@prefix ex: <http://example.org/> . ex:s{ch} ex:p \"{c}\" .")).unwrap();
         let out = cli(&data).args(["kg", "import"]).arg(&file).output().unwrap();
-        if out.status.success() {
+        let new = if out.status.success() {
             imported += 1;
+            1
         } else {
-            // Refused with a reason: invalid as an IRI, or not storable as N-Quads.
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(stderr.contains("invalid") || stderr.contains("cannot be stored"), "U+{c:04X}: {stderr}");
+            assert!(stderr.contains("invalid") && stderr.contains("line 1"), "U+{c:04X}: {stderr}");
             refused.push(c);
-        }
+            0
+        };
         // Whatever happened, a fresh process reopens the data directory and finds every triple
-        // that was imported.
-        let out = cli(&data).args(["--json", "query", "SELECT (COUNT(*) AS ?n) WHERE { ?s <http://example.org/p> ?o }"]).output().unwrap();
+        // imported so far, the new one by its subject's text (SPARQL's parser checks IRIs by
+        // RFC 3987, so an IRI written in the query could not name U+E0000).
+        let query = format!(
+            "SELECT (COUNT(*) AS ?n) (SUM(IF(STR(?s) = \"http://example.org/s{ch}\", 1, 0)) AS ?new) WHERE {{ ?s <http://example.org/p> ?o }}"
+        );
+        let out = cli(&data).args(["--json", "query", &query]).output().unwrap();
         assert!(out.status.success(), "after U+{c:04X}: {}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["rows"][0][0]["value"], imported.to_string(), "after U+{c:04X}: {v}");
+        assert_eq!(v["rows"][0][1]["value"], new.to_string(), "after U+{c:04X}: {v}");
     }
-    assert!(refused.contains(&0xE0000), "U+E0000 must not be stored as it cannot be read back");
+    for c in [0xE0000, 0xE0FFF] {
+        assert!(!refused.contains(&c), "U+{c:04X} must import and reload");
+    }
     assert!(imported >= chars.len() - 5, "only {imported} of {} ranges imported; refused {refused:X?}", chars.len());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,7 +2,7 @@
 //! committed seed corpus by `examples/make_seeds.rs`) and the checks every target makes.
 
 use llmkg_engine::memory::CountingAllocator;
-use llmkg_engine::{Engine, EngineError, RdfFormat};
+use llmkg_engine::{Engine, EngineError, ImportOptions, RdfFormat};
 
 // As in the component: the SPARQL evaluation budget is enforced from the counting allocator.
 #[global_allocator]
@@ -25,7 +25,7 @@ _:b1 <http://example.org/knows> <http://example.org/paris> .
 /// An engine whose graph holds `SEED_GRAPH`.
 pub fn seeded_engine() -> Engine {
     let mut engine = Engine::new();
-    engine.kg_import(RdfFormat::NQuads, SEED_GRAPH.as_bytes()).expect("the seed graph parses");
+    engine.kg_import(RdfFormat::NQuads, SEED_GRAPH.as_bytes(), &ImportOptions::default()).expect("the seed graph parses");
     engine
 }
 

@@ -454,7 +454,7 @@ impl KnowledgeGraph {
         {
             // A snapshot has no duplicates and the store is empty: no lookups per quad.
             let mut transaction = store.start_transaction().map_err(storage)?;
-            for quad in RdfParser::from_format(OxFormat::NQuads).for_slice(nquads) {
+            for quad in changes::own_nquads().for_slice(nquads) {
                 let quad = quad.map_err(|e| {
                     let at = e.location().map(|l| format!(" at line {}", l.start.line + 1));
                     EngineError::InvalidInput(format!("snapshot{}: {e}; the graph was left as it was", at.unwrap_or_default()))
