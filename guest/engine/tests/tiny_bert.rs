@@ -83,3 +83,13 @@ fn an_unknown_activation_is_unsupported() {
     let err = load(files("swish", safetensors(&tensors()))).err().unwrap();
     assert!(matches!(&err, EngineError::Unsupported(m) if m.contains("swish")), "{err}");
 }
+
+/// Found by fuzzing: tokenizers accepts the file and panics on the first encode.
+#[test]
+fn a_template_naming_an_undefined_special_token_is_an_invalid_model() {
+    let tokenizer = String::from_utf8(tokenizer()).unwrap().replace(r#""[SEP]":{"id":"[SEP]""#, r#""[SE'P]":{"id":"[SEP]""#);
+    let mut files = files("gelu", safetensors(&tensors()));
+    files[1].bytes = tokenizer.into_bytes();
+    let err = load(files).err().unwrap();
+    assert!(matches!(&err, EngineError::InvalidModel(m) if m.contains("\"[SEP]\"") && m.contains("special_tokens")), "{err}");
+}
