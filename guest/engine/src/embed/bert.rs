@@ -165,31 +165,36 @@ fn safetensors_size(file: &ModelFile) -> Result<(u64, u64)> {
 /// on the first encode - a trap in the component. So the engine checks it at load (found by
 /// fuzzing), in the post-processor and in any `Sequence` of them.
 fn check_template_processing(tokenizer_json: &serde_json::Value) -> Result<()> {
+    // By shape, not by "type": tokenizers' untagged fallback reads a template processor whose
+    // type name is garbled too (found by fuzzing).
     fn walk(p: &serde_json::Value) -> Result<()> {
-        match p.get("type").and_then(|t| t.as_str()) {
-            Some("Sequence") => p.get("processors").and_then(|v| v.as_array()).into_iter().flatten().try_for_each(walk),
-            Some("TemplateProcessing") => {
-                let known = p.get("special_tokens").and_then(|v| v.as_object());
-                for template in ["single", "pair"] {
-                    for piece in p.get(template).and_then(|v| v.as_array()).into_iter().flatten() {
-                        // A piece is {"SpecialToken": {"id": ...}} or the string form "[CLS]:0".
-                        let id = match piece {
-                            serde_json::Value::String(s) if !s.starts_with('$') => s.split(':').next().map(str::to_string),
-                            other => other.get("SpecialToken").and_then(|t| t.get("id")).and_then(|v| v.as_str()).map(str::to_string),
-                        };
-                        if let Some(id) = id {
-                            if !known.is_some_and(|k| k.contains_key(&id)) {
-                                return Err(EngineError::InvalidModel(format!(
-                                    "tokenizer.json: post_processor.{template} uses the special token {id:?}, which post_processor.special_tokens does not define"
-                                )));
-                            }
-                        }
+        for nested in p.get("processors").and_then(|v| v.as_array()).into_iter().flatten() {
+            walk(nested)?;
+        }
+        let known = p.get("special_tokens").and_then(|v| v.as_object());
+        for template in ["single", "pair"] {
+            // A template is a list of pieces or one string of them ("[CLS]:0 $A:0 [SEP]:0").
+            let pieces: Vec<serde_json::Value> = match p.get(template) {
+                Some(serde_json::Value::Array(a)) => a.clone(),
+                Some(serde_json::Value::String(s)) => s.split_whitespace().map(|w| serde_json::Value::String(w.into())).collect(),
+                _ => Vec::new(),
+            };
+            for piece in &pieces {
+                // A piece is {"SpecialToken": {"id": ...}} or the string form "[CLS]:0".
+                let id = match piece {
+                    serde_json::Value::String(s) if !s.starts_with('$') => s.split(':').next().map(str::to_string),
+                    other => other.get("SpecialToken").and_then(|t| t.get("id")).and_then(|v| v.as_str()).map(str::to_string),
+                };
+                if let Some(id) = id {
+                    if !known.is_some_and(|k| k.contains_key(&id)) {
+                        return Err(EngineError::InvalidModel(format!(
+                            "tokenizer.json: post_processor.{template} uses the special token {id:?}, which post_processor.special_tokens does not define"
+                        )));
                     }
                 }
-                Ok(())
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
     tokenizer_json.get("post_processor").map_or(Ok(()), walk)
 }
