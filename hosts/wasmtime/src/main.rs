@@ -48,6 +48,8 @@ enum Command {
     Search(cli::kg::SearchArgs),
     /// Answer a question from facts retrieved from the graph (graph RAG).
     Ask(cli::kg::AskArgs),
+    /// Re-quantize a GGUF model to one block type and compare perplexity before and after.
+    Quantize(cli::quantize::QuantizeArgs),
     /// Measure the component against the same engine native, in one run (tok/s, latency).
     Bench(cli::bench::BenchArgs),
     /// Serve the OpenAI-compatible API, the SPARQL 1.1 Protocol and the graph over HTTP.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => cli::stats::run(&global, args),
         Command::Models(args) => cli::models::run(&global, args),
         Command::Bench(args) => cli::bench::run(&global, args),
+        Command::Quantize(args) => cli::quantize::run(&global, args),
         Command::Kg(command) => cli::kg::run_kg(&global, &graph, command),
         Command::Query(args) => cli::kg::run_query(&global, &graph, args),
         Command::Search(args) => cli::kg::run_search(&global, &graph, args),

@@ -5,6 +5,7 @@ pub mod embed;
 pub mod generate;
 pub mod kg;
 pub mod models;
+pub mod quantize;
 pub mod score;
 pub mod serve;
 pub mod stats;
