@@ -33,8 +33,8 @@ pub const TARGETS: [GgmlDType; 9] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuantizeOptions {
     pub target: GgmlDType,
-    /// As llama.cpp's `_M` mixes: the output projection (or tied embeddings) at Q6_K, and
-    /// `attn_v` / `ffn_down` at Q6_K in the layers `more_bits` picks.
+    /// As llama.cpp's `_M` mixes: `attn_v` / `ffn_down` at Q6_K in the layers `more_bits` picks.
+    /// (The output projection gets more bits with or without it, as in llama.cpp.)
     pub mix: bool,
 }
 
@@ -102,13 +102,19 @@ fn plan(info: &TensorInfo, options: QuantizeOptions, layers: usize, has_output: 
     let mut reason = None;
     let is_output = info.name == "output.weight" || (!has_output && info.name == "token_embd.weight");
     let layer = info.name.strip_prefix("blk.").and_then(|r| r.split('.').next()).and_then(|n| n.parse::<usize>().ok());
-    let low_bits = matches!(target, GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q4K | GgmlDType::Q5K);
+    let low_bits = !matches!(target, GgmlDType::Q8_0 | GgmlDType::Q6K | GgmlDType::F16);
+    if is_output && low_bits {
+        // As llama.cpp does for every type: the output projection (the tied embeddings when
+        // there is none) decides every token, so it gets Q6_K, or Q8_0 where rows hold no
+        // 256-value block.
+        target = if info.dims[0] % GgmlDType::Q6K.block_size() == 0 { GgmlDType::Q6K } else { GgmlDType::Q8_0 };
+        return (target, Some(format!("output projection at {}, as llama.cpp keeps it", dtype_name(target))));
+    }
     if options.mix && low_bits {
-        let sensitive = is_output
-            || layer.is_some_and(|l| (info.name.ends_with(".attn_v.weight") || info.name.ends_with(".ffn_down.weight")) && more_bits(l, layers));
+        let sensitive = layer.is_some_and(|l| (info.name.ends_with(".attn_v.weight") || info.name.ends_with(".ffn_down.weight")) && more_bits(l, layers));
         if sensitive {
             target = GgmlDType::Q6K;
-            reason = Some(if is_output { "mix: output projection at Q6_K".into() } else { "mix: more bits in this layer".into() });
+            reason = Some("mix: more bits in this layer".into());
         }
     }
     if let Some(next) = fallback(target, info.dims[0]) {
@@ -189,10 +195,14 @@ mod tests {
     }
 
     #[test]
-    fn the_mix_keeps_the_output_projection_at_q6_k_where_rows_allow() {
+    fn the_output_projection_and_the_mix_get_q6_k_where_rows_allow() {
         let info = |name: &str, row: usize| TensorInfo { name: name.into(), dims: vec![row, 512], dtype: GgmlDType::F32, start: 0, len: 0 };
         let mix = QuantizeOptions { target: GgmlDType::Q4K, mix: true };
+        let plain = QuantizeOptions { target: GgmlDType::Q4_0, mix: false };
         assert_eq!(plan(&info("token_embd.weight", 512), mix, 30, false).0, GgmlDType::Q6K);
+        assert_eq!(plan(&info("token_embd.weight", 512), plain, 30, false).0, GgmlDType::Q6K);
+        assert_eq!(plan(&info("output.weight", 512), plain, 30, true).0, GgmlDType::Q6K);
+        assert_eq!(plan(&info("blk.0.attn_v.weight", 512), plain, 30, true).0, GgmlDType::Q4_0);
         assert_eq!(plan(&info("token_embd.weight", 512), mix, 30, true).0, GgmlDType::Q4K);
         assert_eq!(plan(&info("blk.0.attn_v.weight", 512), mix, 30, true).0, GgmlDType::Q6K);
         assert_eq!(plan(&info("blk.4.attn_v.weight", 512), mix, 30, true).0, GgmlDType::Q4K);
