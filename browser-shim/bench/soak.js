@@ -28,34 +28,43 @@ const CSV = arg('--csv', 'soak-browser.csv');
 const MIX = JSON.parse(readFileSync(arg('--mix', join(repoRoot, 'tests', 'fixtures', 'soak-mix.json')), 'utf8'));
 const CYCLE = MIX.cycle.length;
 if (!(EVERY > 0 && EVERY % CYCLE === 0)) throw new Error(`--every ${EVERY} is not a multiple of the cycle length ${CYCLE}`);
-const HEADER = 'calls,elapsed_s,allocated_bytes,peak_allocated_bytes,linear_memory_bytes,model_bytes,rss_bytes,restarts,errors,triples,js_heap_bytes';
+// rss_bytes is the whole tree; renderer_rss_bytes the renderer processes in it (the page and
+// the engine's worker live in one), to tell the engine's side from the browser's.
+const HEADER = 'calls,elapsed_s,allocated_bytes,peak_allocated_bytes,linear_memory_bytes,model_bytes,rss_bytes,restarts,errors,triples,js_heap_bytes,renderer_rss_bytes';
 
 requireModels();
 
-/** VmRSS summed over `root` and all its descendants (Chromium: browser, zygotes, renderers, GPU, utility). */
+/** VmRSS over `root` and all its descendants (Chromium: browser, zygotes, renderers, GPU,
+ * utility), in total and by process type (`--type=`, "browser" for the root). */
 function treeRss(root) {
   const children = new Map();
-  const rss = new Map();
+  const procs = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const status = readFileSync(`/proc/${name}/status`, 'utf8');
       const ppid = Number(status.match(/^PPid:\s+(\d+)/m)?.[1]);
-      rss.set(Number(name), Number(status.match(/^VmRSS:\s+(\d+)/m)?.[1] ?? 0) * 1024);
+      const type = readFileSync(`/proc/${name}/cmdline`, 'utf8').match(/--type=([\w-]+)/)?.[1] ?? 'browser';
+      procs.set(Number(name), { rss: Number(status.match(/^VmRSS:\s+(\d+)/m)?.[1] ?? 0) * 1024, type });
       if (!children.has(ppid)) children.set(ppid, []);
       children.get(ppid).push(Number(name));
     } catch {
       // the process ended while we looked
     }
   }
+  const byType = {};
   let total = 0;
   const todo = [root];
   while (todo.length) {
     const pid = todo.pop();
-    total += rss.get(pid) ?? 0;
+    const p = procs.get(pid);
+    if (p) {
+      total += p.rss;
+      byType[p.type] = (byType[p.type] ?? 0) + p.rss;
+    }
     todo.push(...(children.get(pid) ?? []));
   }
-  return total;
+  return { total, byType };
 }
 
 /** The browser process: the one whose command line names our fresh profile directory. */
@@ -259,9 +268,9 @@ for (;;) {
   const modelBytes = m.models.reduce((a, x) => a + x.weightBytes + x.cacheBytes, 0);
   const elapsed = (Date.now() - start) / 1000;
   const jsHeap = await collectedJsHeap();
-  const rss = treeRss(pid);
-  appendFileSync(CSV, [calls, elapsed.toFixed(3), m.allocatedBytes, m.peakAllocatedBytes, m.linearMemoryBytes, modelBytes, rss, sample.restarts, errors, sample.triples, jsHeap].join(',') + '\n');
-  process.stderr.write(`\r${calls}${DURATION === null ? `/${CALLS}` : ''} calls, ${elapsed.toFixed(0)} s: allocated ${(m.allocatedBytes / 2 ** 20).toFixed(1)} MiB, linear ${(m.linearMemoryBytes / 2 ** 20).toFixed(0)} MiB, Chromium RSS ${(rss / 2 ** 20).toFixed(0)} MiB, JS heap ${(jsHeap / 2 ** 20).toFixed(1)} MiB  `);
+  const { total: rss, byType } = treeRss(pid);
+  appendFileSync(CSV, [calls, elapsed.toFixed(3), m.allocatedBytes, m.peakAllocatedBytes, m.linearMemoryBytes, modelBytes, rss, sample.restarts, errors, sample.triples, jsHeap, byType.renderer ?? 0].join(',') + '\n');
+  process.stderr.write(`\r${calls}${DURATION === null ? `/${CALLS}` : ''} calls, ${elapsed.toFixed(0)} s: allocated ${(m.allocatedBytes / 2 ** 20).toFixed(1)} MiB, linear ${(m.linearMemoryBytes / 2 ** 20).toFixed(0)} MiB, Chromium RSS ${(rss / 2 ** 20).toFixed(0)} MiB (${Object.entries(byType).map(([t, b]) => `${t} ${(b / 2 ** 20).toFixed(0)}`).join(', ')}), JS heap ${(jsHeap / 2 ** 20).toFixed(1)} MiB  `);
   if (DURATION === null ? calls >= CALLS : elapsed >= DURATION) break;
   sample = await runCalls(calls, EVERY);
   calls += EVERY;
