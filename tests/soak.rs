@@ -327,7 +327,9 @@ fn main() -> Result<()> {
 
     let start = Instant::now();
     let mut errors = 0u64;
-    let mut time_by_call: BTreeMap<String, (u64, Duration)> = BTreeMap::new();
+    // Count, total and slowest time per kind of call: the slowest shows pauses (a graph store
+    // rebuild lands on the removal that triggers it).
+    let mut time_by_call: BTreeMap<String, (u64, Duration, Duration)> = BTreeMap::new();
     let mut calls = 0u64;
     loop {
         let sample = Sample {
@@ -358,9 +360,11 @@ fn main() -> Result<()> {
                 errors += 1;
                 bar.suspend(|| eprintln!("soak: call {calls} ({call}, cycle {c}) failed: {e:#}"));
             }
+            let took = t.elapsed();
             let entry = time_by_call.entry(call.clone()).or_default();
             entry.0 += 1;
-            entry.1 += t.elapsed();
+            entry.1 += took;
+            entry.2 = entry.2.max(took);
             calls += 1;
         }
         bar.set_position(match args.duration {
@@ -371,7 +375,8 @@ fn main() -> Result<()> {
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
     eprintln!("soak: {calls} calls in {elapsed:.1} s ({:.2} calls/s), {errors} failed, {} restarts", calls as f64 / elapsed, soak.rt.restarts());
-    let times: Vec<String> = time_by_call.iter().map(|(k, (n, d))| format!("{k} {:.0} ms", d.as_secs_f64() * 1000.0 / *n as f64)).collect();
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let times: Vec<String> = time_by_call.iter().map(|(k, (n, total, max))| format!("{k} {:.1} ms (slowest {:.1})", ms(total) / *n as f64, ms(max))).collect();
     eprintln!("soak: mean time per call: {}", times.join(", "));
     eprintln!("soak: wrote {}", args.csv.display());
     Ok(())
