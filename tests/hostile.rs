@@ -13,7 +13,7 @@ const GOOD_QUERY: &str = "SELECT ?o WHERE { <http://example.org/a> <http://examp
 
 fn fresh() -> LlmkgRuntime {
     let mut rt = runtime();
-    rt.kg_import(RdfFormat::NTriples, b"<http://example.org/a> <http://example.org/b> \"c\" .\n").unwrap();
+    rt.kg_import(RdfFormat::NTriples, b"<http://example.org/a> <http://example.org/b> \"c\" .\n", &ImportOptions::default()).unwrap();
     rt
 }
 
@@ -59,7 +59,7 @@ fn deep_and_long_sparql_shapes_never_trap() {
 fn a_cartesian_count_over_the_demo_graph_is_resource_exhausted_not_a_deadline() {
     let mut rt = runtime();
     let demo = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/demo-kb.ttl")).unwrap();
-    let before = rt.kg_import(RdfFormat::Turtle, &demo).unwrap().total;
+    let before = rt.kg_import(RdfFormat::Turtle, &demo, &ImportOptions::default()).unwrap().total;
     // A deadline above the budget: if the budget failed, the host would kill the instance.
     rt.set_timeout(Some(Duration::from_secs(20)));
     for sparql in [hostile::CARTESIAN_COUNT, hostile::CARTESIAN_DELETE] {
@@ -80,7 +80,7 @@ fn deep_turtle_invalid_utf8_and_a_64_mb_literal_never_trap() {
     let mut rt = fresh();
     for (name, data) in hostile::turtle_shapes(20_000) {
         let started = Instant::now();
-        match rt.kg_import(RdfFormat::Turtle, &data) {
+        match rt.kg_import(RdfFormat::Turtle, &data, &ImportOptions::default()) {
             Ok(report) => assert!(report.changed >= 20_000, "{name}: {report:?}"),
             Err(e) => {
                 assert_typed(&e, name);
@@ -89,14 +89,14 @@ fn deep_turtle_invalid_utf8_and_a_64_mb_literal_never_trap() {
         assert!(started.elapsed() < Duration::from_secs(10), "{name}");
         assert_alive(&mut rt, name);
     }
-    let e = rt.kg_import(RdfFormat::NTriples, &hostile::invalid_utf8_ntriples()).unwrap_err();
+    let e = rt.kg_import(RdfFormat::NTriples, &hostile::invalid_utf8_ntriples(), &ImportOptions::default()).unwrap_err();
     let (case, message) = assert_typed(&e, "invalid UTF-8");
     assert_eq!(case, "invalid-input");
     assert!(message.contains("line 2"), "{message}");
     assert_alive(&mut rt, "invalid UTF-8");
 
     let started = Instant::now();
-    rt.kg_import(RdfFormat::NTriples, &hostile::huge_literal_ntriples(64 << 20)).expect("a 64 MB literal is valid N-Triples");
+    rt.kg_import(RdfFormat::NTriples, &hostile::huge_literal_ntriples(64 << 20), &ImportOptions::default()).expect("a 64 MB literal is valid N-Triples");
     match rt.kg_query("SELECT (STRLEN(?o) AS ?n) WHERE { <http://example.org/s> ?p ?o FILTER(isLiteral(?o) && STRLEN(?o) > 1000) }", 0).unwrap() {
         QueryResult::Solutions(s) => {
             assert_eq!(s.rows.len(), 1);
@@ -157,7 +157,7 @@ fn hostile_chat_templates_are_invalid_input_within_seconds() {
 fn measure_trap_depths() {
     let path = std::env::var_os("LLMKG_BASELINE_COMPONENT").map(std::path::PathBuf::from);
     let mut rt = LlmkgRuntime::open(path.as_deref(), RuntimeOptions { max_memory: None, timeout: Some(Duration::from_secs(30)) }).unwrap();
-    rt.kg_import(RdfFormat::NTriples, b"<http://example.org/a> <http://example.org/b> \"c\" .\n").unwrap();
+    rt.kg_import(RdfFormat::NTriples, b"<http://example.org/a> <http://example.org/b> \"c\" .\n", &ImportOptions::default()).unwrap();
     let names: Vec<&str> = hostile::sparql_shapes(1).into_iter().map(|(n, _)| n).collect();
     for (i, name) in names.iter().enumerate() {
         let traps = |rt: &mut LlmkgRuntime, depth: usize| {

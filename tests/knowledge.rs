@@ -48,7 +48,7 @@ fn export_then_import_gives_the_same_triples_in_each_format() {
     for format in [RdfFormat::NTriples, RdfFormat::NQuads, RdfFormat::Turtle] {
         let exported = rt.kg_export(format).unwrap();
         let mut fresh = runtime();
-        let report = fresh.kg_import(format, &exported).unwrap();
+        let report = fresh.kg_import(format, &exported, &ImportOptions::default()).unwrap();
         assert!(report.total > 10, "{format:?}: {report:?}");
         let (a, b) = (rt.kg_export(RdfFormat::NTriples).unwrap(), fresh.kg_export(RdfFormat::NTriples).unwrap());
         assert_eq!(lines(&a), lines(&b), "{format:?} round trip changed the default graph");
@@ -64,7 +64,7 @@ fn malformed_turtle_names_the_line_and_changes_nothing() {
     sample_graph(&mut rt);
     let before = rt.kg_export(RdfFormat::NQuads).unwrap();
     let bad = b"@prefix kg: <urn:llmkg:> .\nkg:a kg:b kg:c .\nkg:d kg:e kg:f kg:g .\nkg:h kg:i kg:j .\n";
-    let err = rt.kg_import(RdfFormat::Turtle, bad).unwrap_err();
+    let err = rt.kg_import(RdfFormat::Turtle, bad, &ImportOptions::default()).unwrap_err();
     let (case, msg) = guest_error(&err);
     assert_eq!(case, "invalid-input", "{msg}");
     assert!(msg.contains("line 3"), "{msg}");
@@ -191,27 +191,40 @@ fn turtle_with_every_range_of_local_name_characters_imports_and_reloads_or_is_re
         0x00C0u32, 0x00D6, 0x00D8, 0x00F6, 0x00F8, 0x02FF, 0x0370, 0x037D, 0x037F, 0x1FFF, 0x200C, 0x200D, 0x2070, 0x218F, 0x2C00,
         0x2FEF, 0x3001, 0xD7FF, 0xF900, 0xFDCF, 0xFDF0, 0xFFEF, 0xFFFD, 0x10000, 0xDFFFF, 0xE0000, 0xE0FFF, 0xE1000, 0xEFFFF,
     ];
+    // Each either imports and reloads, or is refused at import naming the IRI (oxiri checks the
+    // IRI a prefixed name builds by RFC 3987, which leaves out e.g. U+FFF0..U+FFFD). U+E0000..
+    // U+E0FFF, also outside RFC 3987 but passed by the Turtle parser, import: the engine reads its
+    // own snapshots and log by the N-Quads grammar, so they reload as they were stored.
     let (mut imported, mut refused) = (0, Vec::new());
     for c in chars {
+        let ch = char::from_u32(c).unwrap();
         let file = dir.join(format!("u{c:x}.ttl"));
-        std::fs::write(&file, format!("@prefix ex: <http://example.org/> . ex:s{} ex:p \"{c}\" .", char::from_u32(c).unwrap())).unwrap();
+        std::fs::write(&file, format!("@prefix ex: <http://example.org/> . ex:s{ch} ex:p \"{c}\" .")).unwrap();
         let out = cli(&data).args(["kg", "import"]).arg(&file).output().unwrap();
-        if out.status.success() {
+        let new = if out.status.success() {
             imported += 1;
+            1
         } else {
-            // Refused with a reason: invalid as an IRI, or not storable as N-Quads.
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(stderr.contains("invalid") || stderr.contains("cannot be stored"), "U+{c:04X}: {stderr}");
+            assert!(stderr.contains("invalid") && stderr.contains("line 1"), "U+{c:04X}: {stderr}");
             refused.push(c);
-        }
+            0
+        };
         // Whatever happened, a fresh process reopens the data directory and finds every triple
-        // that was imported.
-        let out = cli(&data).args(["--json", "query", "SELECT (COUNT(*) AS ?n) WHERE { ?s <http://example.org/p> ?o }"]).output().unwrap();
+        // imported so far, the new one by its subject's text (SPARQL's parser checks IRIs by
+        // RFC 3987, so an IRI written in the query could not name U+E0000).
+        let query = format!(
+            "SELECT (COUNT(*) AS ?n) (SUM(IF(STR(?s) = \"http://example.org/s{ch}\", 1, 0)) AS ?new) WHERE {{ ?s <http://example.org/p> ?o }}"
+        );
+        let out = cli(&data).args(["--json", "query", &query]).output().unwrap();
         assert!(out.status.success(), "after U+{c:04X}: {}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["rows"][0][0]["value"], imported.to_string(), "after U+{c:04X}: {v}");
+        assert_eq!(v["rows"][0][1]["value"], new.to_string(), "after U+{c:04X}: {v}");
     }
-    assert!(refused.contains(&0xE0000), "U+E0000 must not be stored as it cannot be read back");
+    for c in [0xE0000, 0xE0FFF] {
+        assert!(!refused.contains(&c), "U+{c:04X} must import and reload");
+    }
     assert!(imported >= chars.len() - 5, "only {imported} of {} ranges imported; refused {refused:X?}", chars.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -227,7 +240,7 @@ fn a_trap_restores_the_graph_as_of_its_last_committed_change() {
     for i in 0..2000 {
         nt.push_str(&format!("<urn:s{i}> <urn:p> \"{i}\" .\n"));
     }
-    rt.kg_import(RdfFormat::NTriples, nt.as_bytes()).unwrap();
+    rt.kg_import(RdfFormat::NTriples, nt.as_bytes(), &ImportOptions::default()).unwrap();
     assert_eq!(data.commit(&mut rt).unwrap(), datadir::Commit::Logged(1));
     rt.kg_insert(&[entity("Veltrania", "capital", "Quorvik")]).unwrap();
     assert_eq!(data.commit(&mut rt).unwrap(), datadir::Commit::Logged(2));
@@ -245,5 +258,56 @@ fn a_trap_restores_the_graph_as_of_its_last_committed_change() {
     // And the restored runtime records and commits again.
     rt.kg_insert(&[entity("Ostria", "capital", "Lumen")]).unwrap();
     assert_eq!(data.commit(&mut rt).unwrap(), datadir::Commit::Logged(3));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_import_resolves_relative_iris_against_its_base_iri_and_loads_into_the_named_graph() {
+    let mut rt = runtime();
+    let turtle = b"<a> <p> <b> . @base <sub/> . <c> <p> <d> .";
+    let (case, msg) = guest_error(&rt.kg_import(RdfFormat::Turtle, turtle, &ImportOptions::default()).unwrap_err());
+    assert_eq!(case, "invalid-input", "without a base a relative IRI is an error: {msg}");
+    let (case, msg) = guest_error(
+        &rt.kg_import(RdfFormat::Turtle, turtle, &ImportOptions { base_iri: Some("not an iri".into()), graph: None }).unwrap_err(),
+    );
+    assert_eq!(case, "invalid-input");
+    assert!(msg.contains("base IRI \"not an iri\""), "{msg}");
+
+    let options = ImportOptions { base_iri: Some("http://example.org/dir/doc.ttl".into()), graph: Some("http://example.org/g".into()) };
+    assert_eq!(rt.kg_import(RdfFormat::Turtle, turtle, &options).unwrap().changed, 2);
+    let QueryResult::Solutions(s) = rt.kg_query("SELECT ?s ?o WHERE { GRAPH <http://example.org/g> { ?s ?p ?o } } ORDER BY ?s", 0).unwrap() else { panic!() };
+    let iri = |t: &Option<Term>| match t {
+        Some(Term::Iri(i)) => i.clone(),
+        other => panic!("{other:?}"),
+    };
+    let rows: Vec<(String, String)> = s.rows.iter().map(|r| (iri(&r[0]), iri(&r[1]))).collect();
+    assert_eq!(rows, [
+        ("http://example.org/dir/a".to_string(), "http://example.org/dir/b".to_string()),
+        ("http://example.org/dir/sub/c".to_string(), "http://example.org/dir/sub/d".to_string()),
+    ]);
+    let QueryResult::Boolean(in_default) = rt.kg_query("ASK { ?s ?p ?o }", 0).unwrap() else { panic!() };
+    assert!(!in_default, "the triples went into the named graph, not the default one");
+    assert_eq!(rt.restarts(), 0);
+}
+
+#[test]
+fn kg_import_resolves_relative_iris_against_the_files_own_url_unless_given_base() {
+    let dir = std::env::temp_dir().join(format!("llmkg-base-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("doc.ttl");
+    std::fs::write(&file, "<a> <p> <b> .").unwrap();
+    let data = dir.join("data");
+    let out = cli(&data).args(["kg", "import"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&data).args(["kg", "import", "--base", "http://example.org/x/", "--graph", "http://example.org/g"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = cli(&data).args(["kg", "export", "--format", "nquads"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nquads = String::from_utf8(out.stdout).unwrap();
+    let own = format!("file://{}", std::fs::canonicalize(&dir).unwrap().display());
+    assert!(nquads.contains(&format!("<{own}/a> <{own}/p> <{own}/b> .")), "{nquads}");
+    assert!(nquads.contains("<http://example.org/x/a> <http://example.org/x/p> <http://example.org/x/b> <http://example.org/g> ."), "{nquads}");
     let _ = std::fs::remove_dir_all(&dir);
 }

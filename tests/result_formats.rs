@@ -6,11 +6,11 @@
 //! columns of `SELECT *` alphabetically, the expected files by appearance), blank nodes up to a
 //! consistent renaming, `"x"^^xsd:string` as `"x"` (one term in RDF 1.1); CSV cells as text.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
+use llmkg_e2e::result_text::{by_name, csv_rows, Blanks, Rows};
 use llmkg_e2e::*;
-use llmkg_host::{RdfFormat, ResultsFormat};
+use llmkg_host::{ImportOptions, RdfFormat, ResultsFormat};
 
 /// Cases whose output differs because the store rewrites literals it reads (oxigraph keeps
 /// the value, not the lexical form or a derived datatype): each with the reason. A listed case
@@ -27,57 +27,6 @@ fn suite() -> PathBuf {
     let dir = root.join("rdflib-7.6.0/sparql11");
     assert!(dir.is_dir(), "the W3C suites are not in {}: run scripts/fetch-w3c-suites", dir.display());
     dir
-}
-
-/// Renames blank nodes `_:x` / bnode values in order of first appearance.
-#[derive(Default)]
-struct Blanks(HashMap<String, String>);
-
-impl Blanks {
-    fn name(&mut self, label: &str) -> String {
-        let n = self.0.len();
-        self.0.entry(label.to_string()).or_insert_with(|| format!("b{n}")).clone()
-    }
-}
-
-type Rows = Vec<Vec<(String, String)>>;
-
-/// Rows as sorted (variable, cell) pairs: `cell` maps one raw cell to its normal form.
-fn by_name(header: &[String], lines: &[Vec<String>], mut cell: impl FnMut(&str) -> String) -> Rows {
-    lines
-        .iter()
-        .map(|cells| {
-            let mut row: Vec<(String, String)> = header.iter().cloned().zip(cells.iter().map(|c| cell(c))).filter(|(_, c)| !c.is_empty()).collect();
-            row.sort();
-            row
-        })
-        .collect()
-}
-
-/// RFC 4180 fields of one CSV record.
-fn csv_fields(line: &str) -> Vec<String> {
-    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
-}
-
-fn csv_rows(text: &str) -> Rows {
-    let mut lines = text.split("\r\n").filter(|l| !l.is_empty()).map(csv_fields);
-    let header = lines.next().unwrap_or_default();
-    let body: Vec<Vec<String>> = lines.collect();
-    let mut blanks = Blanks::default();
-    by_name(&header, &body, |c| if let Some(label) = c.strip_prefix("_:") { format!("_:{}", blanks.name(label)) } else { c.to_string() })
 }
 
 fn tsv_rows(text: &str) -> Rows {
@@ -153,7 +102,7 @@ fn the_w3c_result_format_tests_pass_through_the_components_serializers() {
     for (name, sub, query, data, expected, format) in cases {
         let read = |f: &str| std::fs::read_to_string(dir.join(sub).join(f)).unwrap_or_else(|e| panic!("{sub}/{f}: {e}"));
         let mut rt = runtime();
-        rt.kg_import(RdfFormat::Turtle, read(data).as_bytes()).unwrap();
+        rt.kg_import(RdfFormat::Turtle, read(data).as_bytes(), &ImportOptions::default()).unwrap();
         let out = rt.kg_query_serialized(&read(query), &[], &[], format, RdfFormat::Turtle, 0).unwrap();
         let got = String::from_utf8(out.data).unwrap();
         let want = read(expected);

@@ -10,7 +10,7 @@ fn paraphrased_queries_find_the_intended_entity_first() {
     let mut rt = runtime();
     load_minilm(&mut rt);
     let kb = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/demo-kb.ttl")).unwrap();
-    let report = rt.kg_import(RdfFormat::Turtle, &kb).unwrap();
+    let report = rt.kg_import(RdfFormat::Turtle, &kb, &ImportOptions::default()).unwrap();
     assert!(report.total > 20_000, "{report:?}");
     let fixture = fixture("kb_search_queries.json");
     let queries = fixture["queries"].as_array().unwrap();

@@ -294,7 +294,7 @@ fn main() -> Result<()> {
     soak.load("text-generation")?;
     soak.load("embedding")?;
     let kb = std::fs::read(&args.kb).with_context(|| args.kb.display().to_string())?;
-    let imported = soak.rt.kg_import(RdfFormat::Turtle, &kb)?;
+    let imported = soak.rt.kg_import(RdfFormat::Turtle, &kb, &ImportOptions { base_iri: None, graph: None })?;
     let cache = (args.index_cache.as_os_str() != "none").then(|| index_cache_file(&args.index_cache, &args.kb, &soak.embedding)).transpose()?;
     let cached = cache.as_ref().and_then(|c| std::fs::read(c).ok());
     if let Some(bytes) = &cached {

@@ -38,7 +38,7 @@ fn nt(t: &Term) -> String {
 fn fresh_graph() -> LlmkgRuntime {
     let mut rt = runtime();
     let graph = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sparql/graph.ttl")).unwrap();
-    rt.kg_import(RdfFormat::Turtle, &graph).unwrap();
+    rt.kg_import(RdfFormat::Turtle, &graph, &ImportOptions::default()).unwrap();
     rt
 }
 

@@ -89,3 +89,60 @@ pub fn assert_still_usable(rt: &mut LlmkgRuntime) {
     assert!(c.completion_tokens >= 1);
     rt.unload_model("tiny-check").unwrap();
 }
+
+/// SPARQL results as text (CSV, TSV, JSON), normalized for comparison as the W3C harnesses
+/// compare them: by variable name, blank nodes renamed in order of appearance.
+pub mod result_text {
+    use std::collections::HashMap;
+
+    /// Renames blank nodes `_:x` / bnode values in order of first appearance.
+    #[derive(Default)]
+    pub struct Blanks(HashMap<String, String>);
+
+    impl Blanks {
+        pub fn name(&mut self, label: &str) -> String {
+            let n = self.0.len();
+            self.0.entry(label.to_string()).or_insert_with(|| format!("b{n}")).clone()
+        }
+    }
+
+    pub type Rows = Vec<Vec<(String, String)>>;
+
+    /// Rows as sorted (variable, cell) pairs: `cell` maps one raw cell to its normal form.
+    pub fn by_name(header: &[String], lines: &[Vec<String>], mut cell: impl FnMut(&str) -> String) -> Rows {
+        lines
+            .iter()
+            .map(|cells| {
+                let mut row: Vec<(String, String)> = header.iter().cloned().zip(cells.iter().map(|c| cell(c))).filter(|(_, c)| !c.is_empty()).collect();
+                row.sort();
+                row
+            })
+            .collect()
+    }
+
+    /// RFC 4180 fields of one CSV record.
+    pub fn csv_fields(line: &str) -> Vec<String> {
+        let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    field.push('"');
+                    chars.next();
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => fields.push(std::mem::take(&mut field)),
+                _ => field.push(c),
+            }
+        }
+        fields.push(field);
+        fields
+    }
+
+    pub fn csv_rows(text: &str) -> Rows {
+        let mut lines = text.split("\r\n").filter(|l| !l.is_empty()).map(csv_fields);
+        let header = lines.next().unwrap_or_default();
+        let body: Vec<Vec<String>> = lines.collect();
+        let mut blanks = Blanks::default();
+        by_name(&header, &body, |c| if let Some(label) = c.strip_prefix("_:") { format!("_:{}", blanks.name(label)) } else { c.to_string() })
+    }
+}

@@ -31,7 +31,7 @@ export const METHODS = {
   remove:            ['knowledge', 'remove'],
   neighbors:         ['knowledge', 'neighbors'],
   matchPattern:      ['knowledge', 'matchPattern'],
-  importGraph:       ['knowledge', 'import'],
+  importGraph:       ['knowledge', 'import', importGraph],
   exportGraph:       ['knowledge', 'export'],
   graphStats:        ['knowledge', 'stats'],
   setEmbeddingModel: ['knowledge', 'setEmbeddingModel'],
@@ -102,6 +102,12 @@ async function* tokens(fn, args, ctx) {
   } finally {
     stream[Symbol.dispose ?? Symbol.for('dispose')]?.();
   }
+}
+
+/** `importGraph(format, data, options?)`: `options` ({ baseIri, graph }, both optional) is the
+ * WIT `import-options` record, which jco needs whole. */
+async function* importGraph(fn, [format, data, options = {}]) {
+  return fn(format, data, { baseIri: options.baseIri ?? undefined, graph: options.graph ?? undefined });
 }
 
 const PROGRESS_STEP = 1 << 20;

@@ -223,7 +223,12 @@ export class Engine extends EventTarget {
   remove?: (facts: unknown[]) => Promise<{ changed: number; total: number }>;
   neighbors?: (entity: string, hops: number, limit: number) => Promise<unknown[]>;
   matchPattern?: (subject: string | undefined, predicate: string | undefined, object: unknown, limit: number) => Promise<unknown[]>;
-  importGraph?: (format: 'n-triples' | 'n-quads' | 'turtle', data: Uint8Array) => Promise<{ changed: number; total: number }>;
+  /** `baseIri`: what relative IRIs resolve against; `graph`: the named graph for the default-graph triples. */
+  importGraph?: (
+    format: 'n-triples' | 'n-quads' | 'turtle' | 'trig' | 'rdf-xml' | 'json-ld',
+    data: Uint8Array,
+    options?: { baseIri?: string; graph?: string },
+  ) => Promise<{ changed: number; total: number }>;
   exportGraph?: (format: 'n-triples' | 'n-quads' | 'turtle') => Promise<Uint8Array>;
   graphStats?: () => Promise<Record<string, unknown>>;
   setEmbeddingModel?: (model: string) => Promise<void>;

@@ -169,6 +169,16 @@ describe('in-process engine (the default in Node)', () => {
     await assert.rejects(engine.query('SELEKT nothing', 10), { code: 'query-syntax' });
   });
 
+  test('importGraph resolves relative IRIs against baseIri and loads into the named graph', async () => {
+    if (!engine.methods.includes('importGraph')) return;
+    const turtle = new TextEncoder().encode('<a> <p> <b> .');
+    await assert.rejects(engine.importGraph('turtle', turtle), { code: 'invalid-input' });
+    const r = await engine.importGraph('turtle', turtle, { baseIri: 'http://example.org/dir/doc.ttl', graph: 'urn:g' });
+    assert.equal(r.changed, 1);
+    const q = await engine.query('SELECT ?o WHERE { GRAPH <urn:g> { <http://example.org/dir/a> <http://example.org/dir/p> ?o } }', 10);
+    assert.deepEqual(q.val.rows, [[{ tag: 'iri', val: 'http://example.org/dir/b' }]]);
+  });
+
   test('memoryStats reports the loaded models with byte counts as numbers', async () => {
     const s = await engine.memoryStats();
     assert.equal(typeof s.linearMemoryBytes, 'number');

@@ -386,8 +386,9 @@ impl kg::Guest for Component {
         with_engine(|e| e.kg_set_log_position(position))
     }
 
-    fn import(format: kg::RdfFormat, data: Vec<u8>) -> Result<kg::ChangeReport, Error> {
-        with_engine(|e| e.kg_import(format_in(format), &data)).map(change_out).map_err(Error::from)
+    fn import(format: kg::RdfFormat, data: Vec<u8>, options: kg::ImportOptions) -> Result<kg::ChangeReport, Error> {
+        let options = engine::ImportOptions { base_iri: options.base_iri, graph: options.graph };
+        with_engine(|e| e.kg_import(format_in(format), &data, &options)).map(change_out).map_err(Error::from)
     }
 
     fn export(format: kg::RdfFormat) -> Result<Vec<u8>, Error> {

@@ -66,8 +66,8 @@ impl Engine {
         self.graph.set_log_position(position);
     }
 
-    pub fn kg_import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
-        self.graph.import(format, data)
+    pub fn kg_import(&mut self, format: RdfFormat, data: &[u8], options: &ImportOptions) -> Result<ChangeReport> {
+        self.graph.import(format, data, options)
     }
 
     pub fn kg_export(&self, format: RdfFormat) -> Result<Vec<u8>> {

@@ -9,6 +9,7 @@ pub mod gguf;
 mod grounding;
 pub mod knowledge;
 pub mod memory;
+pub mod quantize;
 pub mod testing;
 pub mod text;
 pub mod types;

@@ -2,8 +2,11 @@
 //! so tests exercise the real loading and generation code in milliseconds.
 
 pub mod hostile;
+pub mod tiny_bert;
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::QTensor;
+/// The block types `TinyLlama::block_type` takes (candle's, re-exported for crates that build seeds).
+pub use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 
 use crate::gguf::writer::{write, TensorData};

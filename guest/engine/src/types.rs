@@ -202,6 +202,15 @@ pub enum QueryResult {
     Updated(ChangeReport),
 }
 
+/// How an import reads its document (see `KnowledgeGraph::import`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// The document's own IRI, against which relative IRIs resolve. None: they are an error.
+    pub base_iri: Option<String>,
+    /// The named graph that receives the document's default-graph triples (none: the default graph).
+    pub graph: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RdfFormat {
     NTriples,

@@ -5,7 +5,7 @@
 
 use llmkg_engine::knowledge::KnowledgeGraph;
 use llmkg_engine::memory::{allocated_bytes, CountingAllocator};
-use llmkg_engine::{Fact, FactObject, RdfFormat};
+use llmkg_engine::{Fact, FactObject, ImportOptions, RdfFormat};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator<std::alloc::System> = CountingAllocator(std::alloc::System);
@@ -16,7 +16,7 @@ fn base_graph() -> KnowledgeGraph {
         turtle.push_str(&format!(":e{i} :p{} :e{} ; :label \"entity {i}\" .\n", i % 7, (i * 31) % 5_000));
     }
     let mut g = KnowledgeGraph::new().unwrap();
-    g.import(RdfFormat::Turtle, turtle.as_bytes()).unwrap();
+    g.import(RdfFormat::Turtle, turtle.as_bytes(), &ImportOptions::default()).unwrap();
     g
 }
 
@@ -61,7 +61,7 @@ fn inserting_and_removing_new_facts_for_long_does_not_grow_memory() {
 #[test]
 fn compacting_the_store_keeps_every_live_quad_and_blank_node() {
     let mut g = base_graph();
-    g.import(RdfFormat::Turtle, b"<urn:x> <urn:has> [ <urn:name> \"inner\" ] .\n").unwrap();
+    g.import(RdfFormat::Turtle, b"<urn:x> <urn:has> [ <urn:name> \"inner\" ] .\n", &ImportOptions::default()).unwrap();
     g.query("INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:b> <urn:c> } }", 0).unwrap();
     churn(&mut g, 0, 1);
     let before = sorted_nquads(&g);

@@ -18,7 +18,7 @@ const GOOD_QUERY: &str = "SELECT ?o WHERE { <http://example.org/a> <http://examp
 
 fn engine() -> Engine {
     let mut e = Engine::new();
-    e.kg_import(RdfFormat::NTriples, b"<http://example.org/a> <http://example.org/b> \"c\" .\n").unwrap();
+    e.kg_import(RdfFormat::NTriples, b"<http://example.org/a> <http://example.org/b> \"c\" .\n", &ImportOptions::default()).unwrap();
     e
 }
 
@@ -70,7 +70,7 @@ fn sparql_shapes() {
 fn a_cartesian_count_over_the_demo_graph_is_stopped_by_the_budget() {
     let mut e = Engine::new();
     let demo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo-kb.ttl")).unwrap();
-    let before = e.kg_import(RdfFormat::Turtle, &demo).unwrap().total;
+    let before = e.kg_import(RdfFormat::Turtle, &demo, &ImportOptions::default()).unwrap().total;
     for sparql in [hostile::CARTESIAN_COUNT, hostile::CARTESIAN_DELETE] {
         let started = Instant::now();
         let err = e.kg_query(sparql, 0).unwrap_err();
@@ -91,7 +91,7 @@ fn deep_turtle_is_a_typed_error_or_imports() {
     let mut e = engine();
     for (name, data) in hostile::turtle_shapes(20_000) {
         let started = Instant::now();
-        match e.kg_import(RdfFormat::Turtle, &data) {
+        match e.kg_import(RdfFormat::Turtle, &data, &ImportOptions::default()) {
             Ok(report) => assert!(report.changed >= 20_000, "{name}: {report:?}"),
             Err(err) => assert!(is_typed(&err), "{name}: {err}"),
         }
@@ -104,7 +104,7 @@ fn deep_turtle_is_a_typed_error_or_imports() {
 fn invalid_utf8_in_ntriples_is_refused_with_its_line() {
     let mut e = engine();
     let before = e.kg_stats().unwrap().triples;
-    let err = e.kg_import(RdfFormat::NTriples, &hostile::invalid_utf8_ntriples()).unwrap_err();
+    let err = e.kg_import(RdfFormat::NTriples, &hostile::invalid_utf8_ntriples(), &ImportOptions::default()).unwrap_err();
     assert!(matches!(err, EngineError::InvalidInput(_)), "{err}");
     assert!(err.to_string().contains("line 2"), "{err}");
     assert_eq!(e.kg_stats().unwrap().triples, before);
@@ -115,7 +115,7 @@ fn invalid_utf8_in_ntriples_is_refused_with_its_line() {
 fn a_64_mb_literal_imports_and_queries() {
     let mut e = engine();
     let started = Instant::now();
-    e.kg_import(RdfFormat::NTriples, &hostile::huge_literal_ntriples(64 << 20)).unwrap();
+    e.kg_import(RdfFormat::NTriples, &hostile::huge_literal_ntriples(64 << 20), &ImportOptions::default()).unwrap();
     let rows = match e.kg_query("SELECT (STRLEN(?o) AS ?n) WHERE { <http://example.org/s> ?p ?o }", 0).unwrap() {
         QueryResult::Solutions(s) => s.rows,
         other => panic!("{other:?}"),

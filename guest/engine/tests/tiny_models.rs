@@ -145,6 +145,16 @@ fn bad_sampling_values_are_invalid_input() {
     assert!(matches!(&err, EngineError::InvalidInput(m) if m.contains("temperature")), "{err}");
 }
 
+/// Found by fuzzing: a tiny temperature or penalty made infinite logits and NaN probabilities.
+#[test]
+fn extreme_but_valid_sampling_values_still_sample() {
+    for (temperature, repeat_penalty) in [(1e-40, 1.0), (1e-30, 1e-30), (1e30, 1e30), (f32::MAX, f32::MIN_POSITIVE)] {
+        let sampling = Some(Sampling { temperature, repeat_penalty, top_k: 3, top_p: 0.5, seed: 1 });
+        let out = tiny_engine().generate(&GenerateRequest { sampling, ..request("the the the", 4) });
+        assert!(out.is_ok(), "temperature {temperature}, repeat penalty {repeat_penalty}: {out:?}");
+    }
+}
+
 fn load_err(bytes: Vec<u8>) -> EngineError {
     let mut engine = tiny_engine();
     let err = engine

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use llmkg_engine::knowledge::KnowledgeGraph;
-use llmkg_engine::RdfFormat;
+use llmkg_engine::{ImportOptions, RdfFormat};
 use oxigraph::io::{RdfFormat as OxFormat, RdfParser, RdfSerializer};
 use oxigraph::model::dataset::CanonicalizationAlgorithm;
 use oxigraph::model::{Dataset, GraphName, NamedNode, Quad, Term};
@@ -127,7 +127,7 @@ fn run(manifest: &Store, test: &Term, request_url: &str, action: &Term, result: 
         for q in &start {
             nq.serialize_quad(q).unwrap();
         }
-        if let Err(e) = g.import(RdfFormat::NQuads, &nq.finish().unwrap()) {
+        if let Err(e) = g.import(RdfFormat::NQuads, &nq.finish().unwrap(), &ImportOptions::default()) {
             return Outcome::Fail(format!("loading the starting dataset: {e}"));
         }
     }

@@ -18,7 +18,9 @@ use llmkg_graph_log::{GraphLog, PublishError};
 
 use crate::auth;
 use crate::bindings::llmkg::engine::inference::Sampling;
-use crate::bindings::llmkg::engine::knowledge::{self, AskOptions, ChangeReport, Fact, FactObject, Literal, RdfFormat, Term, Triple};
+use crate::bindings::llmkg::engine::knowledge::{
+    self, AskOptions, ChangeReport, Fact, FactObject, ImportOptions, Literal, RdfFormat, Term, Triple,
+};
 use crate::bindings::llmkg::engine::types::Error as EngineError;
 use crate::config::{Config, Rights};
 use crate::errors::ApiError;
@@ -299,8 +301,18 @@ pub fn import(config: &Config, request: &mut Request, rights: Rights) -> Result<
         let offered: Vec<&str> = GRAPHS.iter().map(|(m, _)| *m).collect();
         ApiError::unsupported_media_type(format!("POST /v1/graph/import takes {}; got {media:?}", offered.join(", ")))
     })?;
+    // `?base=IRI` resolves relative IRIs (a posted document has no URL of its own), `?graph=IRI`
+    // loads the default-graph triples into a named graph.
+    let mut options = ImportOptions { base_iri: None, graph: None };
+    for (name, value) in request.query_params() {
+        match name.as_str() {
+            "base" => options.base_iri = Some(value),
+            "graph" => options.graph = Some(value),
+            _ => {}
+        }
+    }
     let data = request.body(config.max_body)?;
-    Ok(change_json(&write(config, || knowledge::import(format, &data))?))
+    Ok(change_json(&write(config, || knowledge::import(format, &data, &options))?))
 }
 
 pub fn export(config: &Config, request: &mut Request) -> Result<Response, ApiError> {

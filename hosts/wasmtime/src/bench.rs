@@ -149,7 +149,7 @@ impl Backend for ComponentBackend {
     }
 
     fn kg_import(&mut self, ntriples: &[u8]) -> Result<u64> {
-        Ok(self.0.kg_import(crate::runtime::RdfFormat::NTriples, ntriples)?.total)
+        Ok(self.0.kg_import(crate::runtime::RdfFormat::NTriples, ntriples, &Default::default())?.total)
     }
 
     fn kg_query(&mut self, sparql: &str) -> Result<usize> {
@@ -223,7 +223,7 @@ impl Backend for NativeBackend {
     }
 
     fn kg_import(&mut self, ntriples: &[u8]) -> Result<u64> {
-        Ok(self.0.kg_import(llmkg_engine::RdfFormat::NTriples, ntriples).map_err(native_err)?.total)
+        Ok(self.0.kg_import(llmkg_engine::RdfFormat::NTriples, ntriples, &Default::default()).map_err(native_err)?.total)
     }
 
     fn kg_query(&mut self, sparql: &str) -> Result<usize> {

@@ -17,6 +17,7 @@ pub mod compose;
 pub mod datadir;
 pub mod error;
 pub mod json;
+pub mod file_url;
 pub mod models;
 pub mod preinit;
 pub mod runtime;
@@ -31,6 +32,6 @@ pub use runtime::{
     RuntimeOptions, Sampling, WeightConversion,
 };
 pub use runtime::{
-    Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, Literal, QueryResult, RdfFormat,
-    ResultsFormat, SearchHit, SerializedResults, Solutions, Term, Triple,
+    Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, ImportOptions, Literal, QueryResult,
+    RdfFormat, ResultsFormat, SearchHit, SerializedResults, Solutions, Term, Triple,
 };

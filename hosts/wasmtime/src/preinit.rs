@@ -102,7 +102,9 @@ pub fn preinit(spec: &PreinitSpec, mut progress: impl FnMut(&str)) -> Result<(Ve
         GraphSource::File { path, format } => {
             progress(&format!("importing {}", path.display()));
             let data = std::fs::read(path).map_err(|source| Error::Io { path: path.clone(), source })?;
-            rt.kg_import(*format, &data)?;
+            // As `llmkg kg import`: relative IRIs resolve against the file's own URL.
+            let base_iri = crate::file_url::file_url(path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            rt.kg_import(*format, &data, &crate::ImportOptions { base_iri: Some(base_iri), graph: None })?;
         }
         GraphSource::DataDir(path) => {
             progress(&format!("loading the graph of {}", path.display()));

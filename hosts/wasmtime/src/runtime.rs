@@ -35,9 +35,16 @@ pub use bindings::exports::llmkg::engine::inference::{
 pub use bindings::exports::llmkg::engine::introspect::{BuildReport, MemoryReport, ModelMemory};
 pub use bindings::exports::llmkg::engine::models::{LoadOptions, ModelFile, WeightConversion};
 pub use bindings::exports::llmkg::engine::knowledge::{
-    Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, Literal, QueryResult, RdfFormat,
-    ResultsFormat, SearchHit, SerializedResults, Solutions, Term, Triple,
+    Answer, AskOptions, ChangeReport, Fact, FactObject, GraphStats, GroundingFact, ImportOptions, Literal, QueryResult,
+    RdfFormat, ResultsFormat, SearchHit, SerializedResults, Solutions, Term, Triple,
 };
+
+/// No base IRI (relative IRIs are an error), into the default graph.
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { base_iri: None, graph: None }
+    }
+}
 pub use bindings::llmkg::engine::types::{Error as GuestError, ModelInfo, ModelKind};
 
 /// Model files are streamed into the component in chunks of this size, so the host never holds a
@@ -411,9 +418,9 @@ impl LlmkgRuntime {
         self.guest(|w, s| w.llmkg_engine_knowledge().call_set_log_position(s, position).map(Ok))
     }
 
-    pub fn kg_import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
+    pub fn kg_import(&mut self, format: RdfFormat, data: &[u8], options: &ImportOptions) -> Result<ChangeReport> {
         self.arm_deadline();
-        self.guest(|w, s| w.llmkg_engine_knowledge().call_import(s, format, data))
+        self.guest(|w, s| w.llmkg_engine_knowledge().call_import(s, format, data, options))
     }
 
     pub fn kg_export(&mut self, format: RdfFormat) -> Result<Vec<u8>> {

@@ -51,6 +51,8 @@ impl BertEmbedder {
         let act = config.validate()?;
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_file.bytes)
             .map_err(|e| EngineError::InvalidModel(format!("tokenizer.json: {e}")))?;
+        // It parsed, so it is JSON.
+        check_template_processing(&serde_json::from_slice(&tokenizer_file.bytes).unwrap_or_default())?;
         // sentence-transformers truncates at max_seq_length (256 for MiniLM), not at the
         // tokenizer's own setting.
         let max_tokens = match find(&files, "sentence_bert_config.json") {
@@ -157,3 +159,38 @@ fn safetensors_size(file: &ModelFile) -> Result<(u64, u64)> {
     let parameters: u64 = metadata.tensors().values().map(|t| t.shape.iter().product::<usize>() as u64).sum();
     Ok((parameters, parameters * 4))
 }
+
+/// tokenizers 0.22 deserializes a `TemplateProcessing` without checking that each special token
+/// its templates name is in its `special_tokens` map, and then panics (an index into the map)
+/// on the first encode - a trap in the component. So the engine checks it at load (found by
+/// fuzzing), in the post-processor and in any `Sequence` of them.
+fn check_template_processing(tokenizer_json: &serde_json::Value) -> Result<()> {
+    fn walk(p: &serde_json::Value) -> Result<()> {
+        match p.get("type").and_then(|t| t.as_str()) {
+            Some("Sequence") => p.get("processors").and_then(|v| v.as_array()).into_iter().flatten().try_for_each(walk),
+            Some("TemplateProcessing") => {
+                let known = p.get("special_tokens").and_then(|v| v.as_object());
+                for template in ["single", "pair"] {
+                    for piece in p.get(template).and_then(|v| v.as_array()).into_iter().flatten() {
+                        // A piece is {"SpecialToken": {"id": ...}} or the string form "[CLS]:0".
+                        let id = match piece {
+                            serde_json::Value::String(s) if !s.starts_with('$') => s.split(':').next().map(str::to_string),
+                            other => other.get("SpecialToken").and_then(|t| t.get("id")).and_then(|v| v.as_str()).map(str::to_string),
+                        };
+                        if let Some(id) = id {
+                            if !known.is_some_and(|k| k.contains_key(&id)) {
+                                return Err(EngineError::InvalidModel(format!(
+                                    "tokenizer.json: post_processor.{template} uses the special token {id:?}, which post_processor.special_tokens does not define"
+                                )));
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    tokenizer_json.get("post_processor").map_or(Ok(()), walk)
+}
+

@@ -419,14 +419,24 @@ impl KnowledgeGraph {
 
     /// All or nothing: parsed into one transaction, so a syntax error anywhere leaves the store
     /// as it was. (One pass, as `Store::load_from_slice`, but counting the new triples on the way
-    /// so that the report needs no walk over the whole store.)
-    pub fn import(&mut self, format: RdfFormat, data: &[u8]) -> Result<ChangeReport> {
+    /// so that the report needs no walk over the whole store.) Blank nodes get fresh labels, so
+    /// two files never share one by accident.
+    pub fn import(&mut self, format: RdfFormat, data: &[u8], options: &ImportOptions) -> Result<ChangeReport> {
+        let mut parser = RdfParser::from_format(ox_format(format)).rename_blank_nodes();
+        if let Some(base) = &options.base_iri {
+            parser = parser
+                .with_base_iri(base)
+                .map_err(|e| EngineError::InvalidInput(format!("{format:?} import: base IRI {base:?} is not a valid IRI: {e}")))?;
+        }
+        if let Some(graph) = &options.graph {
+            parser = parser.with_default_graph(graph_iri(graph, "import graph")?);
+        }
         let before = self.len()?;
         let recording = self.journal.recording;
         let mut change = ChangeSet::default();
         let mut transaction = self.store.start_transaction().map_err(storage)?;
         let mut added = 0u64;
-        for quad in RdfParser::from_format(ox_format(format)).rename_blank_nodes().for_slice(data) {
+        for quad in parser.for_slice(data) {
             let quad = quad.map_err(|e| {
                 let at = e.location().map(|l| format!(" at line {}, column {}", l.start.line + 1, l.start.column + 1));
                 EngineError::InvalidInput(format!("{format:?} import{}: {e}; nothing was imported", at.unwrap_or_default()))
@@ -491,7 +501,7 @@ impl KnowledgeGraph {
         {
             // A snapshot has no duplicates and the store is empty: no lookups per quad.
             let mut transaction = store.start_transaction().map_err(storage)?;
-            for quad in RdfParser::from_format(OxFormat::NQuads).for_slice(nquads) {
+            for quad in changes::own_nquads().for_slice(nquads) {
                 let quad = quad.map_err(|e| {
                     let at = e.location().map(|l| format!(" at line {}", l.start.line + 1));
                     EngineError::InvalidInput(format!("snapshot{}: {e}; the graph was left as it was", at.unwrap_or_default()))

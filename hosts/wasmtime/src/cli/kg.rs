@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use llmkg_host::datadir::{default_data_dir, DataDir};
+use llmkg_host::file_url::file_url;
 use llmkg_host::models::{DEFAULT_EMBEDDING_MODEL, DEFAULT_TEXT_MODEL};
 use llmkg_host::{
-    json, AskOptions, ChangeReport, Fact, FactObject, LlmkgRuntime, LoadOptions, QueryResult, RdfFormat, ResultsFormat, Term, WeightConversion,
+    json, AskOptions, ChangeReport, Fact, FactObject, ImportOptions, LlmkgRuntime, LoadOptions, QueryResult, RdfFormat, ResultsFormat, Term,
+    WeightConversion,
 };
 use serde_json::json;
 
@@ -40,6 +42,12 @@ pub enum KgCommand {
         file: PathBuf,
         #[arg(long, value_enum)]
         format: Option<Format>,
+        /// The IRI relative IRIs in the file resolve against (default: the file's own file: URL).
+        #[arg(long, value_name = "IRI")]
+        base: Option<String>,
+        /// Put the file's default-graph triples into this named graph (default: the default graph).
+        #[arg(long, value_name = "IRI")]
+        graph: Option<String>,
     },
     /// Write the graph to stdout (or --output FILE).
     Export {
@@ -214,13 +222,18 @@ pub fn run_kg(global: &GlobalArgs, graph: &GraphArgs, command: KgCommand) -> Res
     }
     let (mut rt, dir) = open(global, graph)?;
     match command {
-        KgCommand::Import { file, format } => {
+        KgCommand::Import { file, format, base, graph } => {
             let format = match format {
                 Some(f) => f,
                 None => Format::of_file(&file)?,
             };
             let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let report = rt.kg_import(format.into(), &data).with_context(|| format!("importing {}", file.display()))?;
+            let base_iri = match base {
+                Some(iri) => iri,
+                None => file_url(&file).with_context(|| format!("the file: URL of {}", file.display()))?,
+            };
+            let options = ImportOptions { base_iri: Some(base_iri), graph };
+            let report = rt.kg_import(format.into(), &data, &options).with_context(|| format!("importing {}", file.display()))?;
             dir.commit(&mut rt)?;
             if global.json {
                 print_json(&json::change_report(&report));

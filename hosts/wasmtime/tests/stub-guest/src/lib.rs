@@ -348,7 +348,7 @@ mod knowledge_stub {
         fn query(_: String, _: u32) -> Result<kg::QueryResult, Error> {
             none()
         }
-        fn import(_: kg::RdfFormat, _: Vec<u8>) -> Result<kg::ChangeReport, Error> {
+        fn import(_: kg::RdfFormat, _: Vec<u8>, _: kg::ImportOptions) -> Result<kg::ChangeReport, Error> {
             none()
         }
         fn export(_: kg::RdfFormat) -> Result<Vec<u8>, Error> {
