@@ -18,7 +18,7 @@ const ARGS = [
   '--disable-sync',
 ];
 
-/** @returns {Promise<{ context: import('playwright-core').BrowserContext, close: () => Promise<void> }>} */
+/** @returns {Promise<{ context: import('playwright-core').BrowserContext, profile: string, close: () => Promise<void> }>} */
 export async function launch() {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set LLMKG_CHROMIUM)`);
   const profile = mkdtempSync(join(tmpdir(), 'llmkg-chromium-'));
@@ -30,6 +30,8 @@ export async function launch() {
   });
   return {
     context,
+    // The profile directory: on the browser process's command line, so its process tree can be found.
+    profile,
     close: async () => {
       await context.close();
       rmSync(profile, { recursive: true, force: true });

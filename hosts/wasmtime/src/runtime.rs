@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -272,7 +273,21 @@ impl LlmkgRuntime {
     pub fn stream(
         &mut self,
         request: &GenerateRequest,
-        on_piece: impl FnMut(&str),
+        mut on_piece: impl FnMut(&str),
+    ) -> Result<Completion> {
+        self.stream_until(request, |piece| {
+            on_piece(piece);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`stream`](Self::stream) that `on_piece` can end early with `ControlFlow::Break`: the
+    /// token stream is then dropped (the guest decodes nothing more, its KV cache is freed) and
+    /// the completion so far is returned, e.g. when the client went away.
+    pub fn stream_until(
+        &mut self,
+        request: &GenerateRequest,
+        on_piece: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Completion> {
         self.arm_deadline();
         let stream = self.guest(|w, s| w.llmkg_engine_inference().call_stream(s, request))?;
@@ -283,7 +298,19 @@ impl LlmkgRuntime {
     pub fn stream_chat(
         &mut self,
         request: &ChatRequest,
-        on_piece: impl FnMut(&str),
+        mut on_piece: impl FnMut(&str),
+    ) -> Result<Completion> {
+        self.stream_chat_until(request, |piece| {
+            on_piece(piece);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`stream_chat`](Self::stream_chat) that `on_piece` can end early (see [`stream_until`](Self::stream_until)).
+    pub fn stream_chat_until(
+        &mut self,
+        request: &ChatRequest,
+        on_piece: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Completion> {
         self.arm_deadline();
         let stream = self.guest(|w, s| w.llmkg_engine_inference().call_stream_chat(s, request))?;
@@ -463,15 +490,18 @@ impl LlmkgRuntime {
         (&mut self.store, self.instance)
     }
 
-    /// Pulls pieces from a `token-stream` until it ends, then asks it for the completion.
-    fn drain(&mut self, stream: ResourceAny, mut on_piece: impl FnMut(&str)) -> Result<Completion> {
+    /// Pulls pieces from a `token-stream` until it ends or `on_piece` breaks, then asks it for
+    /// the completion (so far).
+    fn drain(&mut self, stream: ResourceAny, mut on_piece: impl FnMut(&str) -> ControlFlow<()>) -> Result<Completion> {
         let result = (|| {
             while let Some(piece) = self.guest(|w, s| {
                 w.llmkg_engine_inference()
                     .token_stream()
                     .call_next(s, stream)
             })? {
-                on_piece(&piece);
+                if on_piece(&piece).is_break() {
+                    break;
+                }
             }
             self.guest(|w, s| {
                 w.llmkg_engine_inference()

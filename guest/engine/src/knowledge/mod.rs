@@ -52,7 +52,23 @@ pub struct KnowledgeGraph {
     journal: Journal,
     /// Where this graph stands in its host's change log (the host's number; see `set_log_position`).
     log_position: u64,
+    /// Quads removed from `store` since it was built. oxigraph's in-memory store is versioned
+    /// and never collects: a removed quad stays as a dead version, with every string it named,
+    /// for as long as the store lives (~350 bytes a quad in wasm32), so a graph that takes
+    /// inserts and removes for weeks would grow without end. See [`Self::compact`].
+    dead: u64,
+    /// After a compaction was skipped for want of memory: no new try before `dead` passes this.
+    compact_deferred: u64,
 }
+
+/// The store is rebuilt from its live quads when the dead ones pass 1/16 of the live ones (and
+/// at least [`COMPACT_MIN`]): dead versions then cost at most ~6% of the store's memory, and a
+/// rebuild, O(live quads), costs at most 16 quad inserts per removal that led to it.
+const COMPACT_RATIO: u64 = 16;
+const COMPACT_MIN: u64 = 1024;
+/// Memory a rebuild needs per live quad (the new store beside the old one), measured in wasm32
+/// with margin: checked up front, because running out of memory inside a component traps.
+const COMPACT_BYTES_PER_QUAD: u64 = 512;
 
 /// Queries kept parsed; the cache is simply emptied when full.
 const PARSED_QUERIES: usize = 64;
@@ -75,6 +91,8 @@ impl KnowledgeGraph {
             triples: Cell::new(Some(0)),
             journal: Journal::default(),
             log_position: 0,
+            dead: 0,
+            compact_deferred: 0,
         })
     }
 
@@ -162,14 +180,43 @@ impl KnowledgeGraph {
         if !change.mutations.is_empty() {
             self.index_stale = true;
         }
+        self.dead += change.mutations.iter().filter(|m| matches!(m, Mutation::Removed(_))).count() as u64;
         self.journal.record(&change);
         let total = total.max(0) as u64;
-        // The in-memory store keeps removed quads as dead versions; once nothing is left
-        // (`CLEAR ALL`, `DROP ALL`), a new store gives that memory back.
+        // Once nothing is left (`CLEAR ALL`, `DROP ALL`), a new store gives all the dead
+        // versions back at no cost.
         if total == 0 && self.store.is_empty().map_err(storage)? && self.store.named_graphs().next().is_none() {
             self.store = Store::new().map_err(storage)?;
+            self.dead = 0;
+        } else if self.dead > COMPACT_MIN.max(total / COMPACT_RATIO).max(self.compact_deferred) {
+            self.compact(total)?;
         }
         Ok(self.report(before, total))
+    }
+
+    /// Rebuilds the store from its live quads (and empty named graphs), dropping the dead
+    /// versions removals left behind. Blank nodes keep their ids. Skipped, and tried again after
+    /// twice the removals, when the memory for a second store is not there.
+    fn compact(&mut self, live: u64) -> Result<()> {
+        if crate::memory::ensure_available(live.saturating_mul(COMPACT_BYTES_PER_QUAD), "compacting the graph store").is_err() {
+            self.compact_deferred = self.dead.saturating_mul(2);
+            return Ok(());
+        }
+        let store = Store::new().map_err(storage)?;
+        {
+            let mut transaction = store.start_transaction().map_err(storage)?;
+            for graph in self.store.named_graphs() {
+                transaction.insert_named_graph(graph.map_err(storage)?.as_ref());
+            }
+            for quad in self.store.iter() {
+                transaction.insert(&quad.map_err(storage)?);
+            }
+            transaction.commit().map_err(storage)?;
+        }
+        self.store = store;
+        self.dead = 0;
+        self.compact_deferred = 0;
+        Ok(())
     }
 
     fn rollback(&mut self, change: ChangeSet) -> Result<()> {
@@ -464,6 +511,7 @@ impl KnowledgeGraph {
             transaction.commit().map_err(storage)?;
         }
         self.store = store;
+        self.dead = 0;
         self.parsed.clear();
         self.log_position = position;
         self.index_stale = true;
