@@ -93,3 +93,27 @@ fn a_template_naming_an_undefined_special_token_is_an_invalid_model() {
     let err = load(files).err().unwrap();
     assert!(matches!(&err, EngineError::InvalidModel(m) if m.contains("\"[SEP]\"") && m.contains("special_tokens")), "{err}");
 }
+
+/// Found by fuzzing: tokenizers panics inside its decoder deserializer on JSON that is not JSON.
+#[test]
+fn a_tokenizer_json_broken_inside_the_decoder_is_an_invalid_model() {
+    let tokenizer = String::from_utf8(tokenizer()).unwrap().replace(r#""decoder":null"#, r#""decoder":jull"#);
+    let mut files = files("gelu", safetensors(&tensors()));
+    files[1].bytes = tokenizer.into_bytes();
+    let err = load(files).err().unwrap();
+    assert!(matches!(&err, EngineError::InvalidModel(m) if m.contains("tokenizer.json: not JSON")), "{err}");
+}
+
+/// tokenizers would panic on a Precompiled normalizer whose charsmap does not decode.
+#[test]
+fn a_precompiled_normalizer_that_does_not_decode_is_an_invalid_model() {
+    let normalizer = r#""normalizer":{"type":"Sequence","normalizers":[{"type":"Precompiled","precompiled_charsmap":"!!not base64!!"}]}"#;
+    let original = String::from_utf8(tokenizer()).unwrap();
+    let start = original.find(r#""normalizer":"#).unwrap();
+    let end = start + original[start..].find("},").unwrap() + 1;
+    let tokenizer = format!("{}{normalizer}{}", &original[..start], &original[end..]);
+    let mut files = files("gelu", safetensors(&tensors()));
+    files[1].bytes = tokenizer.into_bytes();
+    let err = load(files).err().unwrap();
+    assert!(matches!(&err, EngineError::InvalidModel(m) if m.contains("Precompiled")), "{err}");
+}

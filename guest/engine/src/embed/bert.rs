@@ -49,10 +49,13 @@ impl BertEmbedder {
         let config: Config = serde_json::from_slice(&config_file.bytes)
             .map_err(|e| EngineError::InvalidModel(format!("config.json: {e}")))?;
         let act = config.validate()?;
+        // tokenizers 0.22 panics (a trap in the component) on some files it should refuse, so
+        // those are checked first (all found by fuzzing): see `check_tokenizer_json`.
+        let json: serde_json::Value = serde_json::from_slice(&tokenizer_file.bytes)
+            .map_err(|e| EngineError::InvalidModel(format!("tokenizer.json: not JSON: {e}")))?;
+        check_tokenizer_json(&json)?;
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_file.bytes)
             .map_err(|e| EngineError::InvalidModel(format!("tokenizer.json: {e}")))?;
-        // It parsed, so it is JSON.
-        check_template_processing(&serde_json::from_slice(&tokenizer_file.bytes).unwrap_or_default())?;
         // sentence-transformers truncates at max_seq_length (256 for MiniLM), not at the
         // tokenizer's own setting.
         let max_tokens = match find(&files, "sentence_bert_config.json") {
@@ -160,10 +163,31 @@ fn safetensors_size(file: &ModelFile) -> Result<(u64, u64)> {
     Ok((parameters, parameters * 4))
 }
 
-/// tokenizers 0.22 deserializes a `TemplateProcessing` without checking that each special token
-/// its templates name is in its `special_tokens` map, and then panics (an index into the map)
-/// on the first encode - a trap in the component. So the engine checks it at load (found by
-/// fuzzing), in the post-processor and in any `Sequence` of them.
+/// What tokenizers 0.22 would panic on rather than refuse (each found by fuzzing):
+/// - JSON that is not JSON inside the `decoder` (an `expect` in its deserializer) - refused
+///   above by parsing the whole file first;
+/// - a `Precompiled` normalizer whose fields do not deserialize (an `expect` too);
+/// - a `TemplateProcessing` that names a special token its `special_tokens` map lacks
+///   (accepted, then an index into the map panics on the first encode).
+fn check_tokenizer_json(tokenizer_json: &serde_json::Value) -> Result<()> {
+    fn normalizers(n: &serde_json::Value) -> Result<()> {
+        for nested in n.get("normalizers").and_then(|v| v.as_array()).into_iter().flatten() {
+            normalizers(nested)?;
+        }
+        if n.get("type").and_then(|t| t.as_str()) == Some("Precompiled") {
+            serde_json::from_value::<tokenizers::normalizers::Precompiled>(n.clone())
+                .map_err(|e| EngineError::InvalidModel(format!("tokenizer.json: normalizer Precompiled: {e}")))?;
+        }
+        Ok(())
+    }
+    if let Some(n) = tokenizer_json.get("normalizer") {
+        normalizers(n)?;
+    }
+    check_template_processing(tokenizer_json)
+}
+
+/// The post-processor part of [`check_tokenizer_json`], in the post-processor and in any
+/// `Sequence` of them.
 fn check_template_processing(tokenizer_json: &serde_json::Value) -> Result<()> {
     // By shape, not by "type": tokenizers' untagged fallback reads a template processor whose
     // type name is garbled too (found by fuzzing).
