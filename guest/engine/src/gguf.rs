@@ -130,6 +130,11 @@ impl<'a> GgufFile<'a> {
             let mut dims = Vec::with_capacity(n_dims as usize);
             for _ in 0..n_dims {
                 let d = r.u64("tensor dimension")?;
+                // A zero makes an empty tensor that passes the size checks below and then no
+                // matmul fits it (found by fuzzing).
+                if d == 0 {
+                    return Err(r.invalid(&format!("tensor {name}: a dimension is 0")));
+                }
                 dims.push(usize::try_from(d).map_err(|_| r.invalid(&format!("tensor {name}: dimension {d} too large")))?);
             }
             let type_id = r.u32("tensor type")?;

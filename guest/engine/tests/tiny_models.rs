@@ -155,6 +155,14 @@ fn extreme_but_valid_sampling_values_still_sample() {
     }
 }
 
+/// Found by fuzzing: a matrix with a zero dimension loaded, and the forward pass failed.
+#[test]
+fn a_tensor_with_a_zero_dimension_is_an_invalid_model() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/regressions/gguf/zero-sized-attn-output")).unwrap();
+    let err = load_err(bytes);
+    assert!(matches!(&err, EngineError::InvalidModel(m) if m.contains("blk.0.attn_output.weight") && m.contains("dimension is 0")), "{err}");
+}
+
 fn load_err(bytes: Vec<u8>) -> EngineError {
     let mut engine = tiny_engine();
     let err = engine
