@@ -115,14 +115,6 @@ fn ask_answers_from_an_invented_fact_and_cites_it() {
     assert_eq!(answer.facts[0].sentence, "The capital of Veltrania is Quorvik.", "most relevant first");
 }
 
-fn llmkg_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .map(|d| d.join("llmkg"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("the llmkg binary was not found above {} (run scripts/build)", exe.display()))
-}
-
 fn cli(data_dir: &Path) -> Command {
     let mut c = Command::new(llmkg_binary());
     c.arg("--data-dir").arg(data_dir).arg("--quiet");

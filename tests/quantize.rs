@@ -1,16 +1,10 @@
 //! `llmkg quantize` end to end on a tiny model: the file it writes parses with the types its
 //! report claims, loads in the component, and the report scores source and output.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use llmkg_e2e::*;
 use llmkg_engine::gguf::GgufFile;
-
-fn llmkg_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors().map(|d| d.join("llmkg")).find(|p| p.is_file()).expect("the llmkg binary (run scripts/build)")
-}
 
 #[test]
 fn quantize_writes_what_it_reports_and_scores_both_files() {

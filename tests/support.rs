@@ -146,3 +146,12 @@ pub mod result_text {
         by_name(&header, &body, |c| if let Some(label) = c.strip_prefix("_:") { format!("_:{}", blanks.name(label)) } else { c.to_string() })
     }
 }
+
+/// The `llmkg` CLI built beside the test binaries (by `scripts/build`).
+pub fn llmkg_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .map(|d| d.join("llmkg"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("the llmkg binary was not found above {} (run scripts/build)", exe.display()))
+}
