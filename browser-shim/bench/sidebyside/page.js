@@ -1,0 +1,196 @@
+// One runtime of the side-by-side bench, chosen by the query string:
+//   ?system=llmkg&workers=N   llmkg: N Engines (a module Web Worker each, one instance each);
+//                             a call with `threads: k` uses the first k of them
+//   ?system=tjs&threads=N     transformers.js, wasm backend (onnxruntime-web) with N threads
+//   ?system=wllama&threads=N  wllama (llama.cpp in wasm) with N threads
+// Every file is served by bench/sidebyside.js from this machine; nothing is fetched from
+// elsewhere (transformers.js: allowRemoteModels = false and local wasm paths; wllama: no
+// compat build, which would come from a CDN). Timings are taken here with performance.now(),
+// so the driver's round trips are not in them. window.sbs is the driver's interface.
+
+const params = new URLSearchParams(location.search);
+const system = params.get('system');
+const pageThreads = Number(params.get('threads') ?? params.get('workers') ?? 1);
+
+const MINILM_FILES = ['model.safetensors', 'tokenizer.json', 'config.json'];
+const GGUF = '/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf';
+const status = (text) => (document.getElementById('status').textContent = text);
+
+/** Splits `xs` into `k` contiguous parts of near-equal size (the order is kept). */
+function split(xs, k) {
+  const parts = [];
+  for (let i = 0, start = 0; i < k; i++) {
+    const end = start + Math.ceil((xs.length - start) / (k - i));
+    if (end > start) parts.push(xs.slice(start, end));
+    start = end;
+  }
+  return parts;
+}
+
+const systems = {
+  llmkg: {
+    engines: [],
+    async setup({ embed, generate }) {
+      const { Engine } = await import('/src/index.js');
+      for (let i = 0; i < pageThreads; i++) {
+        const engine = await Engine.create();
+        if (embed) {
+          await engine.loadModel(
+            { id: 'all-minilm-l6-v2', kind: 'embedding', files: MINILM_FILES.map((f) => ({ url: `/models/all-minilm-l6-v2/${f}` })) },
+            { cache: false },
+          );
+        }
+        // One generation runs in one instance (the component is single-threaded), so only
+        // the first engine holds SmolLM2.
+        if (generate && i === 0) {
+          await engine.loadModel({ id: 'smollm2-135m-instruct', kind: 'text-generation', files: [{ url: GGUF }] }, { cache: false });
+        }
+        this.engines.push(engine);
+      }
+      const build = await this.engines[0].buildInfo();
+      return { engines: this.engines.length, build };
+    },
+    async embed(texts, threads) {
+      const engines = this.engines.slice(0, threads);
+      if (engines.length < threads) throw new Error(`asked for ${threads} workers, the page has ${this.engines.length}`);
+      if (texts.length === 1 || threads === 1) return engines[0].embed(texts);
+      const parts = await Promise.all(split(texts, threads).map((part, i) => engines[i].embed(part)));
+      return parts.flat();
+    },
+    async generate(prompt, maxTokens) {
+      const t0 = performance.now();
+      let first = null;
+      const s = this.engines[0].stream({ prompt, maxTokens });
+      let text = '';
+      for await (const piece of s) {
+        first ??= performance.now();
+        text += piece;
+      }
+      const end = performance.now();
+      const c = await s.completion;
+      return { promptTokens: c.promptTokens, completionTokens: c.completionTokens, firstMs: first - t0, totalMs: end - t0, decodeMs: end - first, text, finishReason: c.finishReason };
+    },
+  },
+
+  tjs: {
+    extractor: null,
+    async setup() {
+      const { env, pipeline } = await import('/tjs/transformers.js');
+      env.allowRemoteModels = false;
+      env.allowLocalModels = true;
+      env.localModelPath = '/tjs-models/';
+      env.useBrowserCache = false;
+      // transformers.js's own default (the asyncify build of onnxruntime-web's wasm), from here.
+      env.backends.onnx.wasm.wasmPaths = {
+        mjs: new URL('/ort/ort-wasm-simd-threaded.asyncify.mjs', location.href).href,
+        wasm: new URL('/ort/ort-wasm-simd-threaded.asyncify.wasm', location.href).href,
+      };
+      // onnxruntime-web's default is min(4, ceil(cores / 2)): one thread on two cores.
+      env.backends.onnx.wasm.numThreads = pageThreads;
+      // dtype 'fp32' names the file onnx/model.onnx (transformers.js picks files by dtype); its
+      // weights are int8, dequantized inside the graph.
+      this.extractor = await pipeline('feature-extraction', 'all-minilm-l6-v2-int8', { device: 'wasm', dtype: 'fp32' });
+      return {
+        transformers: env.version,
+        onnxruntimeWeb: env.backends.onnx.versions?.web,
+        numThreads: env.backends.onnx.wasm.numThreads,
+        wasm: env.backends.onnx.wasm.wasmPaths.wasm,
+      };
+    },
+    async embed(texts, threads) {
+      if (threads !== pageThreads) throw new Error(`this page runs onnxruntime-web with ${pageThreads} threads, not ${threads}`);
+      const out = await this.extractor(texts, { pooling: 'mean', normalize: true });
+      const [n, d] = out.dims;
+      const data = out.data;
+      return Array.from({ length: n }, (_, i) => data.subarray(i * d, (i + 1) * d));
+    },
+  },
+
+  wllama: {
+    w: null,
+    async setup() {
+      const { Wllama } = await import('/wllama/index.js');
+      const quiet = { debug() {}, log() {}, warn: console.warn, error: console.error };
+      this.w = new Wllama({ default: new URL('/wllama/wasm/wllama.wasm', location.href).href }, { suppressNativeLog: true, logger: quiet });
+      // The compat build (for browsers without JSPI or Memory64) would come from a CDN; Chromium
+      // needs none, and with null a missing feature fails here instead of reaching out.
+      this.w.setCompat(null);
+      const res = await fetch(GGUF);
+      if (!res.ok) throw new Error(`${GGUF}: HTTP ${res.status}`);
+      const file = new File([await res.blob()], GGUF.split('/').pop());
+      // n_gpu_layers 0: CPU only (wllama 3 offloads to WebGPU by default where there is one).
+      await this.w.loadModel([file], { n_threads: pageThreads, n_gpu_layers: 0, n_ctx: 1024 });
+      return { libllama: Wllama.getLibllamaVersion(), multithread: this.w.isMultithread(), numThreads: this.w.getNumThreads() };
+    },
+    async generate(prompt, maxTokens) {
+      const t0 = performance.now();
+      let first = null;
+      let text = '';
+      let timings = null;
+      let usage = null;
+      // Greedy, every token generated (ignore_eos), and no prompt cache, so each run prefills.
+      const stream = await this.w.createCompletion({ prompt, max_tokens: maxTokens, temperature: 0, top_k: 1, ignore_eos: true, cache_prompt: false, stream: true });
+      for await (const chunk of stream) {
+        if (chunk.choices?.length) {
+          first ??= performance.now();
+          text += chunk.choices[0].text ?? '';
+        }
+        timings = chunk.timings ?? timings;
+        usage = chunk.usage ?? usage;
+      }
+      const end = performance.now();
+      return {
+        promptTokens: timings?.prompt_n ?? usage?.prompt_tokens,
+        completionTokens: timings?.predicted_n ?? usage?.completion_tokens,
+        firstMs: first - t0,
+        totalMs: end - t0,
+        decodeMs: end - first,
+        text,
+        timings,
+      };
+    },
+  },
+};
+
+const impl = systems[system];
+
+window.sbs = {
+  system,
+  threads: pageThreads,
+  async setup(opts = {}) {
+    if (!impl) throw new Error(`unknown system ${system}: use llmkg, tjs or wllama`);
+    status(`loading ${system}…`);
+    const info = await impl.setup(opts);
+    status(`${system} ready`);
+    return { system, threads: pageThreads, crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, visibility: document.visibilityState, ...info };
+  },
+  /** The vectors, as plain arrays (for the driver's cosines). */
+  async embed(texts, threads) {
+    return (await impl.embed(texts, threads)).map((v) => Array.from(v));
+  },
+  /** Milliseconds of one embed call per text, one text at a time. */
+  async timeSingles(texts, threads) {
+    const ms = [];
+    for (const t of texts) {
+      const t0 = performance.now();
+      const [v] = await impl.embed([t], threads);
+      ms.push(performance.now() - t0);
+      if (v.length !== 384) throw new Error(`${system}: a ${v.length}-dimensional embedding`);
+    }
+    return ms;
+  },
+  /** Milliseconds of each of `reps` embed calls of the whole batch. */
+  async timeBatches(texts, reps, threads) {
+    const ms = [];
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      const out = await impl.embed(texts, threads);
+      ms.push(performance.now() - t0);
+      if (out.length !== texts.length) throw new Error(`${system}: ${out.length} vectors for ${texts.length} texts`);
+    }
+    return ms;
+  },
+  generate(prompt, maxTokens) {
+    return impl.generate(prompt, maxTokens);
+  },
+};
