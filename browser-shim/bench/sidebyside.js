@@ -312,6 +312,7 @@ const meanCos = agreement.llmkgVsTjs.reduce((a, b) => a + b, 0) / agreement.llmk
 
 console.log(`llmkg side by side, ${startedAt.toISOString()}, headless ${chromium}, ${N} cores, load ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after`);
 console.log(`transformers.js ${versions.transformers} (onnxruntime-web ${versions.onnxruntimeWeb}, wasm), wllama ${versions.wllama} (llama.cpp ${versions.libllama}), llmkg component ${versions.component}`);
+console.log(`llmkg on ${N} cores: ${pages.llmkg.info.allCores}`);
 console.log(`${ROUNDS} interleaved rounds; latency: median of ${samples.llmkg1.singleMs.length} calls; batch: median of ${samples.llmkg1.batchMs.length}; generation: median of ${ROUNDS}`);
 const w = Math.max(...rows.map((r) => r[0].length));
 console.log(`${'figure'.padEnd(w)}  ${'llmkg'.padStart(14)}  ${'baseline'.padStart(14)}  ${'ratio'.padStart(6)}  target`);

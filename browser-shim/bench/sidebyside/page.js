@@ -1,6 +1,7 @@
 // One runtime of the side-by-side bench, chosen by the query string:
-//   ?system=llmkg&workers=N   llmkg: N Engines (a module Web Worker each, one instance each);
-//                             a call with `threads: k` uses the first k of them
+//   ?system=llmkg&workers=N   llmkg: one Engine (one module Web Worker, one instance) for one
+//                             thread, and N workers for all cores (the shim's pool when it has
+//                             one, else N Engines with the batch split here)
 //   ?system=tjs&threads=N     transformers.js, wasm backend (onnxruntime-web) with N threads
 //   ?system=wllama&threads=N  wllama (llama.cpp in wasm) with N threads
 // Every file is served by bench/sidebyside.js from this machine; nothing is fetched from
@@ -29,38 +30,47 @@ function split(xs, k) {
 
 const systems = {
   llmkg: {
-    engines: [],
+    one: null, // one Engine, one worker: the one-thread figures and the generation
+    all: null, // a pool of N workers, or null: then `separate` holds N Engines
+    separate: [],
     async setup({ embed, generate }) {
       const { Engine } = await import('/src/index.js');
-      for (let i = 0; i < pageThreads; i++) {
-        const engine = await Engine.create();
-        if (embed) {
-          await engine.loadModel(
-            { id: 'all-minilm-l6-v2', kind: 'embedding', files: MINILM_FILES.map((f) => ({ url: `/models/all-minilm-l6-v2/${f}` })) },
-            { cache: false },
-          );
+      const minilm = { id: 'all-minilm-l6-v2', kind: 'embedding', files: MINILM_FILES.map((f) => ({ url: `/models/all-minilm-l6-v2/${f}` })) };
+      const load = async (engine) => embed && (await engine.loadModel(minilm, { cache: false }));
+      this.one = await Engine.create();
+      await load(this.one);
+      // One generation runs in one instance (the component is single-threaded).
+      if (generate) await this.one.loadModel({ id: 'smollm2-135m-instruct', kind: 'text-generation', files: [{ url: GGUF }] }, { cache: false });
+      if (pageThreads > 1) {
+        // The shim's worker pool where it has one (Engine.create({ workers }) and engine.workers);
+        // an Engine without it ignores the option, and then N Engines split the batch here.
+        const pool = await Engine.create({ workers: pageThreads });
+        if (pool.workers === pageThreads) {
+          this.all = pool;
+          await load(pool);
+        } else {
+          pool.close();
+          for (let i = 0; i < pageThreads; i++) {
+            const engine = i === 0 ? this.one : await Engine.create();
+            if (i > 0) await load(engine);
+            this.separate.push(engine);
+          }
         }
-        // One generation runs in one instance (the component is single-threaded), so only
-        // the first engine holds SmolLM2.
-        if (generate && i === 0) {
-          await engine.loadModel({ id: 'smollm2-135m-instruct', kind: 'text-generation', files: [{ url: GGUF }] }, { cache: false });
-        }
-        this.engines.push(engine);
       }
-      const build = await this.engines[0].buildInfo();
-      return { engines: this.engines.length, build };
+      return { allCores: this.all ? `Engine.create({ workers: ${pageThreads} })` : `${pageThreads} separate Engines, batch split by the bench`, build: await this.one.buildInfo() };
     },
     async embed(texts, threads) {
-      const engines = this.engines.slice(0, threads);
-      if (engines.length < threads) throw new Error(`asked for ${threads} workers, the page has ${this.engines.length}`);
-      if (texts.length === 1 || threads === 1) return engines[0].embed(texts);
-      const parts = await Promise.all(split(texts, threads).map((part, i) => engines[i].embed(part)));
+      if (threads === 1) return this.one.embed(texts);
+      if (threads !== pageThreads) throw new Error(`this page has ${pageThreads} workers, not ${threads}`);
+      if (this.all) return this.all.embed(texts);
+      if (texts.length === 1) return this.one.embed(texts);
+      const parts = await Promise.all(split(texts, threads).map((part, i) => this.separate[i].embed(part)));
       return parts.flat();
     },
     async generate(prompt, maxTokens) {
       const t0 = performance.now();
       let first = null;
-      const s = this.engines[0].stream({ prompt, maxTokens });
+      const s = this.one.stream({ prompt, maxTokens });
       let text = '';
       for await (const piece of s) {
         first ??= performance.now();
