@@ -14,6 +14,7 @@
 // Prints a table with llmkg/baseline ratios and the targets, and JSON with every sample.
 //
 // Usage: npm run bench:sidebyside [-- --rounds 5 --tokens 64 --json --json-file out.json]
+//        --ort-wasm plain: onnxruntime-web's CPU-only wasm instead of transformers.js's default
 //        npm run bench:sidebyside -- --smoke      (one sentence, one round, 2 tokens: checks it runs)
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +35,7 @@ const TOKENS = Number(arg('--tokens', SMOKE ? 2 : 64));
 const BATCH_REPS = Number(arg('--batch-reps', SMOKE ? 1 : 3));
 const TIMEOUT_S = Number(arg('--timeout', SMOKE ? 240 : 1800));
 const CORES = Number(arg('--threads', availableParallelism()));
+const ORT_WASM = arg('--ort-wasm', 'asyncify');
 const benchModels = process.env.LLMKG_BENCH_MODELS || join(homedir(), '.cache', 'llmkg', 'bench-models');
 
 // 32 sentences of mixed length and topic: the batch, and (one by one) the latency samples.
@@ -193,8 +195,8 @@ async function openPage(query, setupOpts) {
 
 const pages = {
   llmkg: await openPage(`system=llmkg&workers=${CORES}`, { embed: true, generate: true }),
-  tjs1: await openPage('system=tjs&threads=1'),
-  tjsN: await openPage(`system=tjs&threads=${CORES}`),
+  tjs1: await openPage(`system=tjs&threads=1&ort=${ORT_WASM}`),
+  tjsN: await openPage(`system=tjs&threads=${CORES}&ort=${ORT_WASM}`),
   wllama1: await openPage('system=wllama&threads=1'),
   wllamaN: await openPage(`system=wllama&threads=${CORES}`),
 };
@@ -227,6 +229,10 @@ for (const cfg of EMBED) {
 for (const cfg of GEN) await inPage(cfg, ([p, n]) => window.sbs.generate(p, n), PROMPT, Math.min(TOKENS, 8));
 const vectors = {};
 for (const cfg of EMBED) vectors[cfg.key] = await inPage(cfg, ([t, th]) => window.sbs.embed(t, th), SENTENCES, cfg.threads);
+const batchTokens = {
+  llmkg: await inPage(EMBED[0], ([t]) => window.sbs.batchTokens(t), SENTENCES),
+  tjs: await inPage(EMBED[1], ([t]) => window.sbs.batchTokens(t), SENTENCES),
+};
 const cos = (a, b) => vectors[a].map((v, i) => cosine(v, vectors[b][i]));
 const agreement = {
   llmkgVsTjs: cos('llmkg1', 'tjs1'),
@@ -311,7 +317,7 @@ const minCos = Math.min(...agreement.llmkgVsTjs);
 const meanCos = agreement.llmkgVsTjs.reduce((a, b) => a + b, 0) / agreement.llmkgVsTjs.length;
 
 console.log(`llmkg side by side, ${startedAt.toISOString()}, headless ${chromium}, ${N} cores, load ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after`);
-console.log(`transformers.js ${versions.transformers} (onnxruntime-web ${versions.onnxruntimeWeb}, wasm), wllama ${versions.wllama} (llama.cpp ${versions.libllama}), llmkg component ${versions.component}`);
+console.log(`transformers.js ${versions.transformers} (onnxruntime-web ${versions.onnxruntimeWeb}, ${pages.tjs1.info.wasm.split('/').pop()}), wllama ${versions.wllama} (llama.cpp ${versions.libllama}), llmkg component ${versions.component}`);
 console.log(`llmkg on ${N} cores: ${pages.llmkg.info.allCores}`);
 console.log(`${ROUNDS} interleaved rounds; latency: median of ${samples.llmkg1.singleMs.length} calls; batch: median of ${samples.llmkg1.batchMs.length}; generation: median of ${ROUNDS}`);
 const w = Math.max(...rows.map((r) => r[0].length));
@@ -321,7 +327,9 @@ for (const [name, ours, theirs, ratio, target] of rows) {
   console.log(`${name.padEnd(w)}  ${ours.padStart(14)}  ${theirs.padStart(14)}  ${(ratio.toFixed(2) + 'x').padStart(6)}  ${verdict}`);
 }
 console.log('baseline: transformers.js for embed rows, wllama for decode/prefill rows');
+if (SMOKE) console.log('smoke run: one sample of each, the figures above mean nothing');
 console.log(`embeddings: cosine llmkg vs transformers.js over ${SENTENCES.length} sentences: min ${minCos.toFixed(5)}, mean ${meanCos.toFixed(5)}; llmkg split over ${N} workers identical: ${agreement.llmkgSplitIdentical}; transformers.js 1 vs ${N} threads min cosine ${agreement.tjsThreadsMinCosine.toFixed(6)}`);
+console.log(`batch of 32: llmkg encodes ${batchTokens.llmkg} tokens (each sentence at its length), transformers.js ${batchTokens.tjs} (padded to the longest); transformers.js one sentence per call would do ${(1000 / embedFig.tjs1.latencyMs).toFixed(1)} sent/s on 1 thread, ${(1000 / embedFig.tjsN.latencyMs).toFixed(1)} on ${N}`);
 if (genFig.wllama1.internal) console.log(`wllama's own counters (llama.cpp timings): 1 thread prefill ${genFig.wllama1.internal.prefillTokPerS.toFixed(1)}, decode ${genFig.wllama1.internal.decodeTokPerS.toFixed(1)} tok/s; ${N} threads prefill ${genFig.wllamaN.internal.prefillTokPerS.toFixed(1)}, decode ${genFig.wllamaN.internal.decodeTokPerS.toFixed(1)} tok/s`);
 console.log(`greedy texts: llmkg and wllama share the first ${commonPrefix(genFig.llmkg.text, genFig.wllama1.text)} of ${genFig.llmkg.text.length} characters`);
 console.log(`requests not served locally: ${external.length}${external.length ? ` (${[...new Set(external)].join(', ')})` : ''}; 404s: ${server.notFound.length ? [...new Set(server.notFound)].join(', ') : 'none'}`);
@@ -338,6 +346,7 @@ const result = {
   embed: embedFig,
   generate: genFig,
   ratios: Object.fromEntries(rows.map(([name, , , ratio, target]) => [name, { ratio, target }])),
+  batchTokens,
   agreement: { minCosine: minCos, meanCosine: meanCos, llmkgSplitIdentical: agreement.llmkgSplitIdentical, tjsThreadsMinCosine: agreement.tjsThreadsMinCosine },
   externalRequests: external,
   samples,

@@ -59,6 +59,12 @@ const systems = {
       }
       return { allCores: this.all ? `Engine.create({ workers: ${pageThreads} })` : `${pageThreads} separate Engines, batch split by the bench`, build: await this.one.buildInfo() };
     },
+    /** Tokens the encoder sees: each text at its own length (llmkg packs, never pads). */
+    async batchTokens(texts) {
+      let n = 0;
+      for (const t of texts) n += (await this.one.tokenize(t, { model: 'all-minilm-l6-v2', addSpecialTokens: true })).length;
+      return n;
+    },
     async embed(texts, threads) {
       if (threads === 1) return this.one.embed(texts);
       if (threads !== pageThreads) throw new Error(`this page has ${pageThreads} workers, not ${threads}`);
@@ -90,10 +96,13 @@ const systems = {
       env.allowLocalModels = true;
       env.localModelPath = '/tjs-models/';
       env.useBrowserCache = false;
-      // transformers.js's own default (the asyncify build of onnxruntime-web's wasm), from here.
+      // onnxruntime-web's wasm from here: by default the build transformers.js picks itself
+      // (asyncify, the one with its WebGPU support); ?ort=plain is the CPU-only build.
+      const ort = { asyncify: 'ort-wasm-simd-threaded.asyncify', plain: 'ort-wasm-simd-threaded' }[params.get('ort') ?? 'asyncify'];
+      if (!ort) throw new Error(`ort=${params.get('ort')}: use asyncify or plain`);
       env.backends.onnx.wasm.wasmPaths = {
-        mjs: new URL('/ort/ort-wasm-simd-threaded.asyncify.mjs', location.href).href,
-        wasm: new URL('/ort/ort-wasm-simd-threaded.asyncify.wasm', location.href).href,
+        mjs: new URL(`/ort/${ort}.mjs`, location.href).href,
+        wasm: new URL(`/ort/${ort}.wasm`, location.href).href,
       };
       // onnxruntime-web's default is min(4, ceil(cores / 2)): one thread on two cores.
       env.backends.onnx.wasm.numThreads = pageThreads;
@@ -106,6 +115,11 @@ const systems = {
         numThreads: env.backends.onnx.wasm.numThreads,
         wasm: env.backends.onnx.wasm.wasmPaths.wasm,
       };
+    },
+    /** Tokens the model sees: the batch padded to its longest text (what the pipeline does). */
+    async batchTokens(texts) {
+      const { input_ids } = await this.extractor.tokenizer(texts, { padding: true, truncation: true });
+      return input_ids.dims[0] * input_ids.dims[1];
     },
     async embed(texts, threads) {
       if (threads !== pageThreads) throw new Error(`this page runs onnxruntime-web with ${pageThreads} threads, not ${threads}`);
@@ -177,6 +191,9 @@ window.sbs = {
   /** The vectors, as plain arrays (for the driver's cosines). */
   async embed(texts, threads) {
     return (await impl.embed(texts, threads)).map((v) => Array.from(v));
+  },
+  batchTokens(texts) {
+    return impl.batchTokens(texts);
   },
   /** Milliseconds of one embed call per text, one text at a time. */
   async timeSingles(texts, threads) {
