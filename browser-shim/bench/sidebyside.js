@@ -14,7 +14,8 @@
 // Prints a table with llmkg/baseline ratios and the targets, and JSON with every sample.
 //
 // Usage: npm run bench:sidebyside [-- --rounds 5 --tokens 64 --json --json-file out.json]
-//        --ort-wasm plain: onnxruntime-web's CPU-only wasm instead of transformers.js's default
+//        --ort-wasm asyncify,plain: onnxruntime-web's wasm builds to run transformers.js on (asyncify is
+//        transformers.js's own pick, plain the CPU-only one; each row compares with the faster)
 //        npm run bench:sidebyside -- --smoke      (one sentence, one round, 2 tokens: checks it runs)
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,7 +36,8 @@ const TOKENS = Number(arg('--tokens', SMOKE ? 2 : 64));
 const BATCH_REPS = Number(arg('--batch-reps', SMOKE ? 1 : 3));
 const TIMEOUT_S = Number(arg('--timeout', SMOKE ? 240 : 1800));
 const CORES = Number(arg('--threads', availableParallelism()));
-const ORT_WASM = arg('--ort-wasm', 'asyncify');
+// onnxruntime-web builds transformers.js runs on; each row's baseline is the faster one.
+const ORT_BUILDS = arg('--ort-wasm', 'asyncify,plain').split(',');
 const benchModels = process.env.LLMKG_BENCH_MODELS || join(homedir(), '.cache', 'llmkg', 'bench-models');
 
 // 32 sentences of mixed length and topic: the batch, and (one by one) the latency samples.
@@ -195,18 +197,28 @@ async function openPage(query, setupOpts) {
 
 const pages = {
   llmkg: await openPage(`system=llmkg&workers=${CORES}`, { embed: true, generate: true }),
-  tjs1: await openPage(`system=tjs&threads=1&ort=${ORT_WASM}`),
-  tjsN: await openPage(`system=tjs&threads=${CORES}&ort=${ORT_WASM}`),
+  ...Object.fromEntries(
+    await (async () => {
+      const out = [];
+      for (const b of ORT_BUILDS) {
+        out.push([`tjs1_${b}`, await openPage(`system=tjs&threads=1&ort=${b}`)]);
+        out.push([`tjsN_${b}`, await openPage(`system=tjs&threads=${CORES}&ort=${b}`)]);
+      }
+      return out;
+    })(),
+  ),
   wllama1: await openPage('system=wllama&threads=1'),
   wllamaN: await openPage(`system=wllama&threads=${CORES}`),
 };
 const chromium = (await pages.llmkg.page.evaluate(() => navigator.userAgent)).match(/Chrome\/[\d.]+/)?.[0];
 
 const EMBED = [
-  { key: 'llmkg1', system: 'llmkg', page: pages.llmkg, threads: 1 },
-  { key: 'tjs1', system: 'tjs', page: pages.tjs1, threads: 1 },
-  { key: 'llmkgN', system: 'llmkg', page: pages.llmkg, threads: CORES },
-  { key: 'tjsN', system: 'tjs', page: pages.tjsN, threads: CORES },
+  { key: 'llmkg1', page: pages.llmkg, threads: 1 },
+  { key: 'llmkgN', page: pages.llmkg, threads: CORES },
+  ...ORT_BUILDS.flatMap((b) => [
+    { key: `tjs1_${b}`, page: pages[`tjs1_${b}`], threads: 1 },
+    { key: `tjsN_${b}`, page: pages[`tjsN_${b}`], threads: CORES },
+  ]),
 ];
 // llmkg generates in one instance, single-threaded: its one figure is compared with both.
 const GEN = [
@@ -231,13 +243,14 @@ const vectors = {};
 for (const cfg of EMBED) vectors[cfg.key] = await inPage(cfg, ([t, th]) => window.sbs.embed(t, th), SENTENCES, cfg.threads);
 const batchTokens = {
   llmkg: await inPage(EMBED[0], ([t]) => window.sbs.batchTokens(t), SENTENCES),
-  tjs: await inPage(EMBED[1], ([t]) => window.sbs.batchTokens(t), SENTENCES),
+  tjs: await inPage(EMBED[2], ([t]) => window.sbs.batchTokens(t), SENTENCES),
 };
 const cos = (a, b) => vectors[a].map((v, i) => cosine(v, vectors[b][i]));
 const agreement = {
-  llmkgVsTjs: cos('llmkg1', 'tjs1'),
+  llmkgVsTjs: cos('llmkg1', `tjs1_${ORT_BUILDS[0]}`),
   llmkgSplitIdentical: vectors.llmkg1.every((v, i) => v.every((x, j) => x === vectors.llmkgN[i][j])),
-  tjsThreadsMinCosine: Math.min(...cos('tjs1', 'tjsN')),
+  // every transformers.js page (builds, thread counts) against the first one
+  tjsPagesMinCosine: Math.min(...EMBED.slice(3).flatMap((c) => cos(`tjs1_${ORT_BUILDS[0]}`, c.key))),
 };
 
 // Interleaved rounds; each round starts with a different configuration so none is always first.
@@ -287,16 +300,25 @@ const genFig = Object.fromEntries(
 );
 
 const N = CORES;
+/** transformers.js's faster build for a figure: [value, build]. */
+const bestTjs = (threads, field, better) =>
+  ORT_BUILDS.map((b) => [embedFig[`tjs${threads}_${b}`][field], b]).reduce((x, y) => (better(y[0], x[0]) ? y : x));
+const tjs = {
+  lat1: bestTjs(1, 'latencyMs', (a, b) => a < b),
+  latN: bestTjs('N', 'latencyMs', (a, b) => a < b),
+  thr1: bestTjs(1, 'batchSentencesPerS', (a, b) => a > b),
+  thrN: bestTjs('N', 'batchSentencesPerS', (a, b) => a > b),
+};
 const rows = [
   // [figure, llmkg, baseline, ratio (llmkg speed / baseline speed), target]
-  ['embed: 1 sentence latency, 1 thread', `${embedFig.llmkg1.latencyMs.toFixed(2)} ms`, `${embedFig.tjs1.latencyMs.toFixed(2)} ms`, embedFig.tjs1.latencyMs / embedFig.llmkg1.latencyMs, 1.0],
-  [`embed: 1 sentence latency, ${N} threads`, `${embedFig.llmkgN.latencyMs.toFixed(2)} ms`, `${embedFig.tjsN.latencyMs.toFixed(2)} ms`, embedFig.tjsN.latencyMs / embedFig.llmkgN.latencyMs, 1.0],
-  ['embed: batch of 32, 1 thread', `${embedFig.llmkg1.batchSentencesPerS.toFixed(1)} sent/s`, `${embedFig.tjs1.batchSentencesPerS.toFixed(1)} sent/s`, embedFig.llmkg1.batchSentencesPerS / embedFig.tjs1.batchSentencesPerS, 1.0],
-  [`embed: batch of 32, ${N} threads`, `${embedFig.llmkgN.batchSentencesPerS.toFixed(1)} sent/s`, `${embedFig.tjsN.batchSentencesPerS.toFixed(1)} sent/s`, embedFig.llmkgN.batchSentencesPerS / embedFig.tjsN.batchSentencesPerS, 1.0],
-  [`decode (${TOKENS} tokens, greedy), 1 thread`, `${genFig.llmkg.decodeTokPerS.toFixed(1)} tok/s`, `${genFig.wllama1.decodeTokPerS.toFixed(1)} tok/s`, genFig.llmkg.decodeTokPerS / genFig.wllama1.decodeTokPerS, 3.0],
-  [`decode, wllama ${N} threads (llmkg 1)`, `${genFig.llmkg.decodeTokPerS.toFixed(1)} tok/s`, `${genFig.wllamaN.decodeTokPerS.toFixed(1)} tok/s`, genFig.llmkg.decodeTokPerS / genFig.wllamaN.decodeTokPerS, 1.5],
-  [`prefill (${genFig.llmkg.promptTokens}/${genFig.wllama1.promptTokens}-token prompt), 1 thread`, `${genFig.llmkg.prefillTokPerS.toFixed(1)} tok/s`, `${genFig.wllama1.prefillTokPerS.toFixed(1)} tok/s`, genFig.llmkg.prefillTokPerS / genFig.wllama1.prefillTokPerS, null],
-  [`prefill, wllama ${N} threads (llmkg 1)`, `${genFig.llmkg.prefillTokPerS.toFixed(1)} tok/s`, `${genFig.wllamaN.prefillTokPerS.toFixed(1)} tok/s`, genFig.llmkg.prefillTokPerS / genFig.wllamaN.prefillTokPerS, null],
+  ['embed: 1 sentence latency, 1 thread', `${embedFig.llmkg1.latencyMs.toFixed(2)} ms`, `${tjs.lat1[0].toFixed(2)} ms`, tjs.lat1[0] / embedFig.llmkg1.latencyMs, 1.0, tjs.lat1[1]],
+  [`embed: 1 sentence latency, ${N} threads`, `${embedFig.llmkgN.latencyMs.toFixed(2)} ms`, `${tjs.latN[0].toFixed(2)} ms`, tjs.latN[0] / embedFig.llmkgN.latencyMs, 1.0, tjs.latN[1]],
+  ['embed: batch of 32, 1 thread', `${embedFig.llmkg1.batchSentencesPerS.toFixed(1)} sent/s`, `${tjs.thr1[0].toFixed(1)} sent/s`, embedFig.llmkg1.batchSentencesPerS / tjs.thr1[0], 1.0, tjs.thr1[1]],
+  [`embed: batch of 32, ${N} threads`, `${embedFig.llmkgN.batchSentencesPerS.toFixed(1)} sent/s`, `${tjs.thrN[0].toFixed(1)} sent/s`, embedFig.llmkgN.batchSentencesPerS / tjs.thrN[0], 1.0, tjs.thrN[1]],
+  [`decode (${TOKENS} tokens, greedy), 1 thread`, `${genFig.llmkg.decodeTokPerS.toFixed(1)} tok/s`, `${genFig.wllama1.decodeTokPerS.toFixed(1)} tok/s`, genFig.llmkg.decodeTokPerS / genFig.wllama1.decodeTokPerS, 3.0, 'wllama'],
+  [`decode, wllama ${N} threads (llmkg 1)`, `${genFig.llmkg.decodeTokPerS.toFixed(1)} tok/s`, `${genFig.wllamaN.decodeTokPerS.toFixed(1)} tok/s`, genFig.llmkg.decodeTokPerS / genFig.wllamaN.decodeTokPerS, 1.5, 'wllama'],
+  [`prefill (${genFig.llmkg.promptTokens}/${genFig.wllama1.promptTokens}-token prompt), 1 thread`, `${genFig.llmkg.prefillTokPerS.toFixed(1)} tok/s`, `${genFig.wllama1.prefillTokPerS.toFixed(1)} tok/s`, genFig.llmkg.prefillTokPerS / genFig.wllama1.prefillTokPerS, null, 'wllama'],
+  [`prefill, wllama ${N} threads (llmkg 1)`, `${genFig.llmkg.prefillTokPerS.toFixed(1)} tok/s`, `${genFig.wllamaN.prefillTokPerS.toFixed(1)} tok/s`, genFig.llmkg.prefillTokPerS / genFig.wllamaN.prefillTokPerS, null, 'wllama'],
 ];
 
 const stamp = transpiledComponent();
@@ -317,19 +339,23 @@ const minCos = Math.min(...agreement.llmkgVsTjs);
 const meanCos = agreement.llmkgVsTjs.reduce((a, b) => a + b, 0) / agreement.llmkgVsTjs.length;
 
 console.log(`llmkg side by side, ${startedAt.toISOString()}, headless ${chromium}, ${N} cores, load ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after`);
-console.log(`transformers.js ${versions.transformers} (onnxruntime-web ${versions.onnxruntimeWeb}, ${pages.tjs1.info.wasm.split('/').pop()}), wllama ${versions.wllama} (llama.cpp ${versions.libllama}), llmkg component ${versions.component}`);
+console.log(`transformers.js ${versions.transformers} (onnxruntime-web ${versions.onnxruntimeWeb}, wasm builds: ${ORT_BUILDS.join(', ')}), wllama ${versions.wllama} (llama.cpp ${versions.libllama}), llmkg component ${versions.component}`);
 console.log(`llmkg on ${N} cores: ${pages.llmkg.info.allCores}`);
 console.log(`${ROUNDS} interleaved rounds; latency: median of ${samples.llmkg1.singleMs.length} calls; batch: median of ${samples.llmkg1.batchMs.length}; generation: median of ${ROUNDS}`);
 const w = Math.max(...rows.map((r) => r[0].length));
-console.log(`${'figure'.padEnd(w)}  ${'llmkg'.padStart(14)}  ${'baseline'.padStart(14)}  ${'ratio'.padStart(6)}  target`);
-for (const [name, ours, theirs, ratio, target] of rows) {
+console.log(`${'figure'.padEnd(w)}  ${'llmkg'.padStart(14)}  ${'baseline'.padStart(14)}  ${'(which)'.padEnd(9)}  ${'ratio'.padStart(6)}  target`);
+for (const [name, ours, theirs, ratio, target, which] of rows) {
   const verdict = target === null ? '' : `>= ${target.toFixed(1)}x ${ratio >= target ? 'met' : 'NOT met'}`;
-  console.log(`${name.padEnd(w)}  ${ours.padStart(14)}  ${theirs.padStart(14)}  ${(ratio.toFixed(2) + 'x').padStart(6)}  ${verdict}`);
+  console.log(`${name.padEnd(w)}  ${ours.padStart(14)}  ${theirs.padStart(14)}  ${which.padEnd(9)}  ${(ratio.toFixed(2) + 'x').padStart(6)}  ${verdict}`);
 }
-console.log('baseline: transformers.js for embed rows, wllama for decode/prefill rows');
+console.log('baseline: transformers.js (the faster onnxruntime-web build, named) for embed rows, wllama for decode/prefill rows; ratio = llmkg speed / baseline speed');
+for (const b of ORT_BUILDS) {
+  const [one, all] = [embedFig[`tjs1_${b}`], embedFig[`tjsN_${b}`]];
+  console.log(`  transformers.js on ${b}: latency ${one.latencyMs.toFixed(2)} / ${all.latencyMs.toFixed(2)} ms, batch ${one.batchSentencesPerS.toFixed(1)} / ${all.batchSentencesPerS.toFixed(1)} sent/s (1 / ${N} threads)`);
+}
 if (SMOKE) console.log('smoke run: one sample of each, the figures above mean nothing');
-console.log(`embeddings: cosine llmkg vs transformers.js over ${SENTENCES.length} sentences: min ${minCos.toFixed(5)}, mean ${meanCos.toFixed(5)}; llmkg split over ${N} workers identical: ${agreement.llmkgSplitIdentical}; transformers.js 1 vs ${N} threads min cosine ${agreement.tjsThreadsMinCosine.toFixed(6)}`);
-console.log(`batch of 32: llmkg encodes ${batchTokens.llmkg} tokens (each sentence at its length), transformers.js ${batchTokens.tjs} (padded to the longest); transformers.js one sentence per call would do ${(1000 / embedFig.tjs1.latencyMs).toFixed(1)} sent/s on 1 thread, ${(1000 / embedFig.tjsN.latencyMs).toFixed(1)} on ${N}`);
+console.log(`embeddings: cosine llmkg vs transformers.js over ${SENTENCES.length} sentences: min ${minCos.toFixed(5)}, mean ${meanCos.toFixed(5)}; llmkg split over ${N} workers identical: ${agreement.llmkgSplitIdentical}; transformers.js pages (builds, threads) against each other: min cosine ${agreement.tjsPagesMinCosine.toFixed(6)}`);
+console.log(`batch of 32: llmkg encodes ${batchTokens.llmkg} tokens (each sentence at its length), transformers.js ${batchTokens.tjs} (padded to the longest); transformers.js one sentence per call would do ${(1000 / tjs.lat1[0]).toFixed(1)} sent/s on 1 thread, ${(1000 / tjs.latN[0]).toFixed(1)} on ${N}`);
 if (genFig.wllama1.internal) console.log(`wllama's own counters (llama.cpp timings): 1 thread prefill ${genFig.wllama1.internal.prefillTokPerS.toFixed(1)}, decode ${genFig.wllama1.internal.decodeTokPerS.toFixed(1)} tok/s; ${N} threads prefill ${genFig.wllamaN.internal.prefillTokPerS.toFixed(1)}, decode ${genFig.wllamaN.internal.decodeTokPerS.toFixed(1)} tok/s`);
 console.log(`greedy texts: llmkg and wllama share the first ${commonPrefix(genFig.llmkg.text, genFig.wllama1.text)} of ${genFig.llmkg.text.length} characters`);
 console.log(`requests not served locally: ${external.length}${external.length ? ` (${[...new Set(external)].join(', ')})` : ''}; 404s: ${server.notFound.length ? [...new Set(server.notFound)].join(', ') : 'none'}`);
@@ -345,9 +371,9 @@ const result = {
   setup: Object.fromEntries(Object.entries(pages).map(([k, p]) => [k, p.info])),
   embed: embedFig,
   generate: genFig,
-  ratios: Object.fromEntries(rows.map(([name, , , ratio, target]) => [name, { ratio, target }])),
+  ratios: Object.fromEntries(rows.map(([name, , , ratio, target, baseline]) => [name, { ratio, target, baseline }])),
   batchTokens,
-  agreement: { minCosine: minCos, meanCosine: meanCos, llmkgSplitIdentical: agreement.llmkgSplitIdentical, tjsThreadsMinCosine: agreement.tjsThreadsMinCosine },
+  agreement: { minCosine: minCos, meanCosine: meanCos, llmkgSplitIdentical: agreement.llmkgSplitIdentical, tjsPagesMinCosine: agreement.tjsPagesMinCosine },
   externalRequests: external,
   samples,
 };
@@ -359,10 +385,11 @@ if (jsonFile) writeFileSync(jsonFile, JSON.stringify(result, null, 1));
 // vectors, nothing may come from outside, and each side must have generated what was asked.
 const problems = [];
 if (!(minCos > 0.99)) problems.push(`llmkg and transformers.js embeddings disagree (min cosine ${minCos})`);
+if (!(agreement.tjsPagesMinCosine > 0.999)) problems.push(`transformers.js pages disagree with each other (min cosine ${agreement.tjsPagesMinCosine})`);
 if (!agreement.llmkgSplitIdentical) problems.push('llmkg vectors changed when the batch was split over workers');
 if (external.length) problems.push(`${external.length} requests went elsewhere than the local server`);
 for (const c of GEN) if (genFig[c.key].completionTokens !== TOKENS) problems.push(`${c.key} generated ${genFig[c.key].completionTokens} tokens, not ${TOKENS}`);
-if (pages.tjsN.info.numThreads !== N) problems.push(`onnxruntime-web ran ${pages.tjsN.info.numThreads} threads, not ${N}`);
+for (const b of ORT_BUILDS) if (pages[`tjsN_${b}`].info.numThreads !== N) problems.push(`onnxruntime-web (${b}) ran ${pages[`tjsN_${b}`].info.numThreads} threads, not ${N}`);
 if (!pages.wllamaN.info.multithread || pages.wllamaN.info.numThreads !== N) problems.push(`wllama did not run ${N} threads (${JSON.stringify(pages.wllamaN.info)})`);
 if (problems.length) {
   console.error(`sidebyside: FAILED: ${problems.join('; ')}`);
