@@ -16,7 +16,7 @@
 // Usage: npm run bench:sidebyside [-- --rounds 5 --tokens 64 --json --json-file out.json]
 //        --ort-wasm asyncify,plain: onnxruntime-web's wasm builds to run transformers.js on (asyncify is
 //        transformers.js's own pick, plain the CPU-only one; each row compares with the faster)
-//        npm run bench:sidebyside -- --smoke      (one sentence, one round, 2 tokens: checks it runs)
+//        npm run bench:sidebyside -- --smoke      (one round, one sentence, a batch of 8, 2 tokens: checks it runs)
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -75,8 +75,10 @@ const SENTENCES = [
   'Bees communicate the location of flowers with a waggle dance.',
   'After a long winter, the first warm day brought everyone outside into the park, where families spread blankets on the grass, children chased each other around the fountain, and an old man fed the pigeons.',
 ];
-const PROMPT =
+const STORY =
   'Once upon a time, in a small village by the sea, there lived an old fisherman and his granddaughter. Every morning they walked down to the harbour together, and every evening';
+// wllama prefills at ~15 tok/s here, so the smoke run's prompt is short.
+const PROMPT = SMOKE ? 'Once upon a time,' : STORY;
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -232,18 +234,21 @@ const inPage = async (cfg, fn, ...args) => {
   return cfg.page.page.evaluate(fn, args);
 };
 const singles = SMOKE ? SENTENCES.slice(0, 1) : SENTENCES;
+// The smoke run keeps the cheap parts small: a batch of 8, one warm-up.
+const BATCH = SMOKE ? SENTENCES.slice(0, 8) : SENTENCES;
+const WARMUPS = SMOKE ? 1 : 2;
 
 // Warm-up (compile tiers, allocator, onnxruntime's first run), then the vectors for the cosines.
 for (const cfg of EMBED) {
-  await inPage(cfg, ([t, th]) => window.sbs.timeBatches(t, 2, th), SENTENCES, cfg.threads);
-  await inPage(cfg, ([t, th]) => window.sbs.timeSingles(t, th), SENTENCES.slice(0, 8), cfg.threads);
+  await inPage(cfg, ([t, th, w]) => window.sbs.timeBatches(t, w, th), BATCH, cfg.threads, WARMUPS);
+  await inPage(cfg, ([t, th]) => window.sbs.timeSingles(t, th), BATCH.slice(0, SMOKE ? 1 : 8), cfg.threads);
 }
-for (const cfg of GEN) await inPage(cfg, ([p, n]) => window.sbs.generate(p, n), PROMPT, Math.min(TOKENS, 8));
+if (!SMOKE) for (const cfg of GEN) await inPage(cfg, ([p, n]) => window.sbs.generate(p, n), PROMPT, 8);
 const vectors = {};
-for (const cfg of EMBED) vectors[cfg.key] = await inPage(cfg, ([t, th]) => window.sbs.embed(t, th), SENTENCES, cfg.threads);
+for (const cfg of EMBED) vectors[cfg.key] = await inPage(cfg, ([t, th]) => window.sbs.embed(t, th), BATCH, cfg.threads);
 const batchTokens = {
-  llmkg: await inPage(EMBED[0], ([t]) => window.sbs.batchTokens(t), SENTENCES),
-  tjs: await inPage(EMBED[2], ([t]) => window.sbs.batchTokens(t), SENTENCES),
+  llmkg: await inPage(EMBED[0], ([t]) => window.sbs.batchTokens(t), BATCH),
+  tjs: await inPage(EMBED[2], ([t]) => window.sbs.batchTokens(t), BATCH),
 };
 const cos = (a, b) => vectors[a].map((v, i) => cosine(v, vectors[b][i]));
 const agreement = {
@@ -260,7 +265,7 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const cfg of rotate(EMBED, round)) {
     await sleep(200); // let the previous runtime's threads go idle
     samples[cfg.key].singleMs.push(...(await inPage(cfg, ([t, th]) => window.sbs.timeSingles(t, th), singles, cfg.threads)));
-    samples[cfg.key].batchMs.push(...(await inPage(cfg, ([t, r, th]) => window.sbs.timeBatches(t, r, th), SENTENCES, BATCH_REPS, cfg.threads)));
+    samples[cfg.key].batchMs.push(...(await inPage(cfg, ([t, r, th]) => window.sbs.timeBatches(t, r, th), BATCH, BATCH_REPS, cfg.threads)));
   }
   for (const cfg of rotate(GEN, round)) {
     await sleep(200);
@@ -278,7 +283,7 @@ const loadAfter = loadavg();
 const embedFig = Object.fromEntries(
   EMBED.map((c) => {
     const s = samples[c.key];
-    return [c.key, { latencyMs: median(s.singleMs), batchSentencesPerS: SENTENCES.length / (median(s.batchMs) / 1000) }];
+    return [c.key, { latencyMs: median(s.singleMs), batchSentencesPerS: BATCH.length / (median(s.batchMs) / 1000) }];
   }),
 );
 const genFig = Object.fromEntries(
@@ -313,8 +318,8 @@ const rows = [
   // [figure, llmkg, baseline, ratio (llmkg speed / baseline speed), target]
   ['embed: 1 sentence latency, 1 thread', `${embedFig.llmkg1.latencyMs.toFixed(2)} ms`, `${tjs.lat1[0].toFixed(2)} ms`, tjs.lat1[0] / embedFig.llmkg1.latencyMs, 1.0, tjs.lat1[1]],
   [`embed: 1 sentence latency, ${N} threads`, `${embedFig.llmkgN.latencyMs.toFixed(2)} ms`, `${tjs.latN[0].toFixed(2)} ms`, tjs.latN[0] / embedFig.llmkgN.latencyMs, 1.0, tjs.latN[1]],
-  ['embed: batch of 32, 1 thread', `${embedFig.llmkg1.batchSentencesPerS.toFixed(1)} sent/s`, `${tjs.thr1[0].toFixed(1)} sent/s`, embedFig.llmkg1.batchSentencesPerS / tjs.thr1[0], 1.0, tjs.thr1[1]],
-  [`embed: batch of 32, ${N} threads`, `${embedFig.llmkgN.batchSentencesPerS.toFixed(1)} sent/s`, `${tjs.thrN[0].toFixed(1)} sent/s`, embedFig.llmkgN.batchSentencesPerS / tjs.thrN[0], 1.0, tjs.thrN[1]],
+  [`embed: batch of ${BATCH.length}, 1 thread`, `${embedFig.llmkg1.batchSentencesPerS.toFixed(1)} sent/s`, `${tjs.thr1[0].toFixed(1)} sent/s`, embedFig.llmkg1.batchSentencesPerS / tjs.thr1[0], 1.0, tjs.thr1[1]],
+  [`embed: batch of ${BATCH.length}, ${N} threads`, `${embedFig.llmkgN.batchSentencesPerS.toFixed(1)} sent/s`, `${tjs.thrN[0].toFixed(1)} sent/s`, embedFig.llmkgN.batchSentencesPerS / tjs.thrN[0], 1.0, tjs.thrN[1]],
   [`decode (${TOKENS} tokens, greedy), 1 thread`, `${genFig.llmkg.decodeTokPerS.toFixed(1)} tok/s`, `${genFig.wllama1.decodeTokPerS.toFixed(1)} tok/s`, genFig.llmkg.decodeTokPerS / genFig.wllama1.decodeTokPerS, 3.0, 'wllama'],
   [`decode, wllama ${N} threads (llmkg 1)`, `${genFig.llmkg.decodeTokPerS.toFixed(1)} tok/s`, `${genFig.wllamaN.decodeTokPerS.toFixed(1)} tok/s`, genFig.llmkg.decodeTokPerS / genFig.wllamaN.decodeTokPerS, 1.5, 'wllama'],
   [`prefill (${genFig.llmkg.promptTokens}/${genFig.wllama1.promptTokens}-token prompt), 1 thread`, `${genFig.llmkg.prefillTokPerS.toFixed(1)} tok/s`, `${genFig.wllama1.prefillTokPerS.toFixed(1)} tok/s`, genFig.llmkg.prefillTokPerS / genFig.wllama1.prefillTokPerS, null, 'wllama'],
@@ -354,8 +359,8 @@ for (const b of ORT_BUILDS) {
   console.log(`  transformers.js on ${b}: latency ${one.latencyMs.toFixed(2)} / ${all.latencyMs.toFixed(2)} ms, batch ${one.batchSentencesPerS.toFixed(1)} / ${all.batchSentencesPerS.toFixed(1)} sent/s (1 / ${N} threads)`);
 }
 if (SMOKE) console.log('smoke run: one sample of each, the figures above mean nothing');
-console.log(`embeddings: cosine llmkg vs transformers.js over ${SENTENCES.length} sentences: min ${minCos.toFixed(5)}, mean ${meanCos.toFixed(5)}; llmkg split over ${N} workers identical: ${agreement.llmkgSplitIdentical}; transformers.js pages (builds, threads) against each other: min cosine ${agreement.tjsPagesMinCosine.toFixed(6)}`);
-console.log(`batch of 32: llmkg encodes ${batchTokens.llmkg} tokens (each sentence at its length), transformers.js ${batchTokens.tjs} (padded to the longest); transformers.js one sentence per call would do ${(1000 / tjs.lat1[0]).toFixed(1)} sent/s on 1 thread, ${(1000 / tjs.latN[0]).toFixed(1)} on ${N}`);
+console.log(`embeddings: cosine llmkg vs transformers.js over ${BATCH.length} sentences: min ${minCos.toFixed(5)}, mean ${meanCos.toFixed(5)}; llmkg split over ${N} workers identical: ${agreement.llmkgSplitIdentical}; transformers.js pages (builds, threads) against each other: min cosine ${agreement.tjsPagesMinCosine.toFixed(6)}`);
+console.log(`batch of ${BATCH.length}: llmkg encodes ${batchTokens.llmkg} tokens (each sentence at its length), transformers.js ${batchTokens.tjs} (padded to the longest); transformers.js one sentence per call would do ${(1000 / tjs.lat1[0]).toFixed(1)} sent/s on 1 thread, ${(1000 / tjs.latN[0]).toFixed(1)} on ${N}`);
 if (genFig.wllama1.internal) console.log(`wllama's own counters (llama.cpp timings): 1 thread prefill ${genFig.wllama1.internal.prefillTokPerS.toFixed(1)}, decode ${genFig.wllama1.internal.decodeTokPerS.toFixed(1)} tok/s; ${N} threads prefill ${genFig.wllamaN.internal.prefillTokPerS.toFixed(1)}, decode ${genFig.wllamaN.internal.decodeTokPerS.toFixed(1)} tok/s`);
 console.log(`greedy texts: llmkg and wllama share the first ${commonPrefix(genFig.llmkg.text, genFig.wllama1.text)} of ${genFig.llmkg.text.length} characters`);
 console.log(`requests not served locally: ${external.length}${external.length ? ` (${[...new Set(external)].join(', ')})` : ''}; 404s: ${server.notFound.length ? [...new Set(server.notFound)].join(', ') : 'none'}`);
