@@ -79,6 +79,10 @@ const STORY =
   'Once upon a time, in a small village by the sea, there lived an old fisherman and his granddaughter. Every morning they walked down to the harbour together, and every evening';
 // wllama prefills at ~15 tok/s here, so the smoke run's prompt is short.
 const PROMPT = SMOKE ? 'Once upon a time,' : STORY;
+const singles = SMOKE ? SENTENCES.slice(0, 1) : SENTENCES;
+// The smoke run keeps the cheap parts small: a batch of 8, one warm-up.
+const BATCH = SMOKE ? SENTENCES.slice(0, 8) : SENTENCES;
+const WARMUPS = SMOKE ? 1 : 2;
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -163,120 +167,130 @@ checkFiles();
 const loadBefore = loadavg();
 const startedAt = new Date();
 const server = await startServer();
-const browser = await launch();
+let browser = null;
+async function closeAll() {
+  clearTimeout(watchdog);
+  await browser?.close().catch(() => {});
+  await server.close();
+}
 const watchdog = setTimeout(async () => {
   console.error(`sidebyside: no result after ${TIMEOUT_S} s; stopping`);
   setTimeout(() => process.exit(2), 10_000).unref();
-  await browser.close().catch(() => {});
-  await server.close();
+  await closeAll();
   process.exit(2);
 }, TIMEOUT_S * 1000);
 
-// Anything not from the local server is aborted and counted: the run must not need it.
-const external = [];
-await browser.context.route(
-  (url) => !url.href.startsWith(server.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'),
-  (route) => {
-    external.push(route.request().url());
-    return route.abort();
-  },
-);
+/** Opens the pages, warms up, checks the vectors, runs the interleaved rounds. */
+async function measure() {
+  browser = await launch();
+  // Anything not from the local server is aborted and counted: the run must not need it.
+  const external = [];
+  await browser.context.route(
+    (url) => !url.href.startsWith(server.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'),
+    (route) => {
+      external.push(route.request().url());
+      return route.abort();
+    },
+  );
 
-async function openPage(query, setupOpts) {
-  const page = await browser.context.newPage();
-  page.on('pageerror', (e) => console.error(`[${query}] page error: ${e.message}`));
-  page.on('console', (m) => m.type() === 'error' && console.error(`[${query}] ${m.text()}`));
-  await page.goto(`${server.url}/bench/sidebyside/index.html?${query}`);
-  await page.waitForFunction(() => window.sbs);
-  const t0 = Date.now();
-  const info = await page.evaluate((o) => window.sbs.setup(o), setupOpts);
-  info.setupS = (Date.now() - t0) / 1000;
-  if (!info.crossOriginIsolated) throw new Error(`${query}: the page is not cross-origin isolated (COOP/COEP), so no wasm threads`);
-  if (info.hardwareConcurrency !== CORES && !argv.includes('--threads')) throw new Error(`${query}: navigator.hardwareConcurrency is ${info.hardwareConcurrency}, Node sees ${CORES} cores`);
-  console.error(`sidebyside: ${query} ready in ${info.setupS.toFixed(1)} s`);
-  return { page, info };
-}
-
-const pages = {
-  llmkg: await openPage(`system=llmkg&workers=${CORES}`, { embed: true, generate: true }),
-  ...Object.fromEntries(
-    await (async () => {
-      const out = [];
-      for (const b of ORT_BUILDS) {
-        out.push([`tjs1_${b}`, await openPage(`system=tjs&threads=1&ort=${b}`)]);
-        out.push([`tjsN_${b}`, await openPage(`system=tjs&threads=${CORES}&ort=${b}`)]);
-      }
-      return out;
-    })(),
-  ),
-  wllama1: await openPage('system=wllama&threads=1'),
-  wllamaN: await openPage(`system=wllama&threads=${CORES}`),
-};
-const chromium = (await pages.llmkg.page.evaluate(() => navigator.userAgent)).match(/Chrome\/[\d.]+/)?.[0];
-
-const EMBED = [
-  { key: 'llmkg1', page: pages.llmkg, threads: 1 },
-  { key: 'llmkgN', page: pages.llmkg, threads: CORES },
-  ...ORT_BUILDS.flatMap((b) => [
-    { key: `tjs1_${b}`, page: pages[`tjs1_${b}`], threads: 1 },
-    { key: `tjsN_${b}`, page: pages[`tjsN_${b}`], threads: CORES },
-  ]),
-];
-// llmkg generates in one instance, single-threaded: its one figure is compared with both.
-const GEN = [
-  { key: 'llmkg', page: pages.llmkg },
-  { key: 'wllama1', page: pages.wllama1 },
-  { key: 'wllamaN', page: pages.wllamaN },
-];
-
-const inPage = async (cfg, fn, ...args) => {
-  await cfg.page.page.bringToFront();
-  return cfg.page.page.evaluate(fn, args);
-};
-const singles = SMOKE ? SENTENCES.slice(0, 1) : SENTENCES;
-// The smoke run keeps the cheap parts small: a batch of 8, one warm-up.
-const BATCH = SMOKE ? SENTENCES.slice(0, 8) : SENTENCES;
-const WARMUPS = SMOKE ? 1 : 2;
-
-// Warm-up (compile tiers, allocator, onnxruntime's first run), then the vectors for the cosines.
-for (const cfg of EMBED) {
-  await inPage(cfg, ([t, th, w]) => window.sbs.timeBatches(t, w, th), BATCH, cfg.threads, WARMUPS);
-  await inPage(cfg, ([t, th]) => window.sbs.timeSingles(t, th), BATCH.slice(0, SMOKE ? 1 : 8), cfg.threads);
-}
-if (!SMOKE) for (const cfg of GEN) await inPage(cfg, ([p, n]) => window.sbs.generate(p, n), PROMPT, 8);
-const vectors = {};
-for (const cfg of EMBED) vectors[cfg.key] = await inPage(cfg, ([t, th]) => window.sbs.embed(t, th), BATCH, cfg.threads);
-const batchTokens = {
-  llmkg: await inPage(EMBED[0], ([t]) => window.sbs.batchTokens(t), BATCH),
-  tjs: await inPage(EMBED[2], ([t]) => window.sbs.batchTokens(t), BATCH),
-};
-const cos = (a, b) => vectors[a].map((v, i) => cosine(v, vectors[b][i]));
-const agreement = {
-  llmkgVsTjs: cos('llmkg1', `tjs1_${ORT_BUILDS[0]}`),
-  llmkgSplitIdentical: vectors.llmkg1.every((v, i) => v.every((x, j) => x === vectors.llmkgN[i][j])),
-  // every transformers.js page (builds, thread counts) against the first one
-  tjsPagesMinCosine: Math.min(...EMBED.slice(3).flatMap((c) => cos(`tjs1_${ORT_BUILDS[0]}`, c.key))),
-};
-
-// Interleaved rounds; each round starts with a different configuration so none is always first.
-const samples = Object.fromEntries([...EMBED.map((c) => [c.key, { singleMs: [], batchMs: [] }]), ...GEN.map((c) => [c.key, []])]);
-const rotate = (xs, r) => xs.map((_, i) => xs[(i + r) % xs.length]);
-for (let round = 0; round < ROUNDS; round++) {
-  for (const cfg of rotate(EMBED, round)) {
-    await sleep(200); // let the previous runtime's threads go idle
-    samples[cfg.key].singleMs.push(...(await inPage(cfg, ([t, th]) => window.sbs.timeSingles(t, th), singles, cfg.threads)));
-    samples[cfg.key].batchMs.push(...(await inPage(cfg, ([t, r, th]) => window.sbs.timeBatches(t, r, th), BATCH, BATCH_REPS, cfg.threads)));
+  async function openPage(query, setupOpts) {
+    const page = await browser.context.newPage();
+    page.on('pageerror', (e) => console.error(`[${query}] page error: ${e.message}`));
+    page.on('console', (m) => m.type() === 'error' && console.error(`[${query}] ${m.text()}`));
+    await page.goto(`${server.url}/bench/sidebyside/index.html?${query}`);
+    await page.waitForFunction(() => window.sbs);
+    const t0 = Date.now();
+    const info = await page.evaluate((o) => window.sbs.setup(o), setupOpts);
+    info.setupS = (Date.now() - t0) / 1000;
+    if (!info.crossOriginIsolated) throw new Error(`${query}: the page is not cross-origin isolated (COOP/COEP), so no wasm threads`);
+    if (info.hardwareConcurrency !== CORES && !argv.includes('--threads')) throw new Error(`${query}: navigator.hardwareConcurrency is ${info.hardwareConcurrency}, Node sees ${CORES} cores`);
+    console.error(`sidebyside: ${query} ready in ${info.setupS.toFixed(1)} s`);
+    return { page, info };
   }
-  for (const cfg of rotate(GEN, round)) {
-    await sleep(200);
-    samples[cfg.key].push(await inPage(cfg, ([p, n]) => window.sbs.generate(p, n), PROMPT, TOKENS));
+
+  const pages = {
+    llmkg: await openPage(`system=llmkg&workers=${CORES}`, { embed: true, generate: true }),
+    ...Object.fromEntries(
+      await (async () => {
+        const out = [];
+        for (const b of ORT_BUILDS) {
+          out.push([`tjs1_${b}`, await openPage(`system=tjs&threads=1&ort=${b}`)]);
+          out.push([`tjsN_${b}`, await openPage(`system=tjs&threads=${CORES}&ort=${b}`)]);
+        }
+        return out;
+      })(),
+    ),
+    wllama1: await openPage('system=wllama&threads=1'),
+    wllamaN: await openPage(`system=wllama&threads=${CORES}`),
+  };
+  const chromium = (await pages.llmkg.page.evaluate(() => navigator.userAgent)).match(/Chrome\/[\d.]+/)?.[0];
+
+  const EMBED = [
+    { key: 'llmkg1', page: pages.llmkg, threads: 1 },
+    { key: 'llmkgN', page: pages.llmkg, threads: CORES },
+    ...ORT_BUILDS.flatMap((b) => [
+      { key: `tjs1_${b}`, page: pages[`tjs1_${b}`], threads: 1 },
+      { key: `tjsN_${b}`, page: pages[`tjsN_${b}`], threads: CORES },
+    ]),
+  ];
+  // llmkg generates in one instance, single-threaded: its one figure is compared with both.
+  const GEN = [
+    { key: 'llmkg', page: pages.llmkg },
+    { key: 'wllama1', page: pages.wllama1 },
+    { key: 'wllamaN', page: pages.wllamaN },
+  ];
+
+  const inPage = async (cfg, fn, ...args) => {
+    await cfg.page.page.bringToFront();
+    return cfg.page.page.evaluate(fn, args);
+  };
+
+  // Warm-up (compile tiers, allocator, onnxruntime's first run), then the vectors for the cosines.
+  for (const cfg of EMBED) {
+    await inPage(cfg, ([t, th, w]) => window.sbs.timeBatches(t, w, th), BATCH, cfg.threads, WARMUPS);
+    await inPage(cfg, ([t, th]) => window.sbs.timeSingles(t, th), BATCH.slice(0, SMOKE ? 1 : 8), cfg.threads);
   }
-  console.error(`sidebyside: round ${round + 1}/${ROUNDS} done (load ${loadavg()[0].toFixed(2)})`);
+  if (!SMOKE) for (const cfg of GEN) await inPage(cfg, ([p, n]) => window.sbs.generate(p, n), PROMPT, 8);
+  const vectors = {};
+  for (const cfg of EMBED) vectors[cfg.key] = await inPage(cfg, ([t, th]) => window.sbs.embed(t, th), BATCH, cfg.threads);
+  const batchTokens = {
+    llmkg: await inPage(EMBED[0], ([t]) => window.sbs.batchTokens(t), BATCH),
+    tjs: await inPage(EMBED[2], ([t]) => window.sbs.batchTokens(t), BATCH),
+  };
+  const cos = (a, b) => vectors[a].map((v, i) => cosine(v, vectors[b][i]));
+  const agreement = {
+    llmkgVsTjs: cos('llmkg1', `tjs1_${ORT_BUILDS[0]}`),
+    llmkgSplitIdentical: vectors.llmkg1.every((v, i) => v.every((x, j) => x === vectors.llmkgN[i][j])),
+    // every transformers.js page (builds, thread counts) against the first one
+    tjsPagesMinCosine: Math.min(...EMBED.slice(3).flatMap((c) => cos(`tjs1_${ORT_BUILDS[0]}`, c.key))),
+  };
+
+  // Interleaved rounds; each round starts with a different configuration so none is always first.
+  const samples = Object.fromEntries([...EMBED.map((c) => [c.key, { singleMs: [], batchMs: [] }]), ...GEN.map((c) => [c.key, []])]);
+  const rotate = (xs, r) => xs.map((_, i) => xs[(i + r) % xs.length]);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const cfg of rotate(EMBED, round)) {
+      await sleep(200); // let the previous runtime's threads go idle
+      samples[cfg.key].singleMs.push(...(await inPage(cfg, ([t, th]) => window.sbs.timeSingles(t, th), singles, cfg.threads)));
+      samples[cfg.key].batchMs.push(...(await inPage(cfg, ([t, r, th]) => window.sbs.timeBatches(t, r, th), BATCH, BATCH_REPS, cfg.threads)));
+    }
+    for (const cfg of rotate(GEN, round)) {
+      await sleep(200);
+      samples[cfg.key].push(await inPage(cfg, ([p, n]) => window.sbs.generate(p, n), PROMPT, TOKENS));
+    }
+    console.error(`sidebyside: round ${round + 1}/${ROUNDS} done (load ${loadavg()[0].toFixed(2)})`);
+  }
+  return { pages, chromium, external, samples, batchTokens, agreement, EMBED, GEN };
 }
 
-clearTimeout(watchdog);
-await browser.close();
-await server.close();
+// The browser and the server go away however the run ends.
+let measured;
+try {
+  measured = await measure();
+} finally {
+  await closeAll();
+}
+const { pages, chromium, external, samples, batchTokens, agreement, EMBED, GEN } = measured;
 const loadAfter = loadavg();
 
 // --- figures ---------------------------------------------------------------------------------
