@@ -35,9 +35,9 @@ async function loadApp() {
   } catch (e) {
     throw new LlmkgError('internal', `cannot load ${fileURLToPath(new URL('llmkg-app.js', DIST))}: run \`npm run build\` in browser-shim/ (it needs the composed component) (${e.message})`);
   }
-  const { default: names } = await import(new URL('modules.js', DIST).href);
+  const { default: names, files } = await import(new URL('modules.js', DIST).href);
   const modules = {};
-  for (const n of names) modules[n] = await WebAssembly.compile(await readFile(new URL(n, DIST)));
+  for (const n of names) modules[n] = await WebAssembly.compile(await readFile(new URL(files?.[n] ?? n, DIST)));
   return { instantiate: transpiled.instantiate, modules };
 }
 

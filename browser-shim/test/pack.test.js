@@ -36,7 +36,7 @@ test('the packed tarball installs into an empty folder, runs the README quicksta
   console.log(`${packed.filename}: ${packed.size} bytes (${(packed.size / 2 ** 20).toFixed(2)} MiB), ` +
     `${packed.unpackedSize} unpacked (${(packed.unpackedSize / 2 ** 20).toFixed(2)} MiB), ${packed.entryCount} files`);
   for (const f of ['src/index.js', 'src/index.d.ts', 'src/models.js', 'src/fetch.js', 'dist/models.js',
-    'dist/node/llmkg.js', 'dist/node/llmkg.core.wasm', 'dist/web/llmkg.js', 'dist/web/llmkg.core.wasm',
+    'dist/node/llmkg.js', 'dist/node/modules.js', 'dist/web/llmkg.js', 'dist/web/llmkg.core.wasm',
     'dist/web/shim/cli.js', 'dist/app-node/llmkg-app.js', 'dist/types/interfaces/llmkg-engine-types.d.ts']) {
     assert.ok(files.includes(f), `the tarball holds ${f}`);
   }
@@ -47,7 +47,8 @@ test('the packed tarball installs into an empty folder, runs the README quicksta
   const app = join(tmp, 'app');
   mkdirSync(app);
   npm(['install', '--prefer-offline', '--no-audit', '--no-fund', join(tmp, packed.filename)], app);
-  assert.deepEqual(readdirSync(join(app, 'node_modules', '@bytecodealliance')), ['preview2-shim'], 'the one dependency, no jco');
+  const installed = readdirSync(join(app, 'node_modules', '@bytecodealliance'));
+  assert.ok(installed.includes('preview2-shim') && !installed.includes('jco'), `the one dependency (and its own), no build tools: ${installed}`);
 
   writeFileSync(join(app, 'quickstart.mjs'), script);
   const run = spawnSync(process.execPath, ['quickstart.mjs', modelsDir], { cwd: app, env: USER_ENV, encoding: 'utf8', timeout: 300_000 });
