@@ -201,8 +201,8 @@ export class Engine extends EventTarget {
   matchPattern?: (subject: string | undefined, predicate: string | undefined, object: WitKnowledge.FactObject | undefined, limit: number) => Promise<WitKnowledge.Triple[]>;
   /** `baseIri`: what relative IRIs resolve against; `graph`: the named graph for the default-graph triples. */
   importGraph?: (format: WitKnowledge.RdfFormat, data: Uint8Array, options?: WitKnowledge.ImportOptions) => Promise<U64AsNumber<WitKnowledge.ChangeReport>>;
-  /** N-Triples and Turtle hold the default graph; N-Quads every graph (the engine refuses the others). */
-  exportGraph?: (format: Extract<WitKnowledge.RdfFormat, 'n-triples' | 'n-quads' | 'turtle'>) => Promise<Uint8Array>;
+  /** Formats with named graphs (N-Quads, TriG) hold every graph; the others the default graph. */
+  exportGraph?: (format: WitKnowledge.RdfFormat) => Promise<Uint8Array>;
   graphStats?: () => Promise<U64AsNumber<WitKnowledge.GraphStats>>;
   setEmbeddingModel?: (model: string) => Promise<void>;
   exportIndex?: () => Promise<Uint8Array>;
