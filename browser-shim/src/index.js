@@ -5,6 +5,7 @@ import { LlmkgError, fromWire, toWire } from './errors.js';
 import { Host, IMMEDIATE } from './host.js';
 
 export { LlmkgError };
+export { models, defaultModelIds, catalogSpec } from './models.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 

@@ -20,10 +20,10 @@ async function dist(file) {
 
 /** Compiles every core module of the transpiled component: { 'llmkg.core.wasm': Module, ... }. */
 export async function compileComponent(onProgress) {
-  const { default: names } = await dist('modules.js');
+  const { default: names, files } = await dist('modules.js');
   const modules = {};
   for (const n of names) {
-    const bytes = await readFile(new URL(n, DIST));
+    const bytes = await readFile(new URL(files?.[n] ?? n, DIST)); // shared modules are read from dist/web
     onProgress?.({ file: n, loaded: bytes.length, total: bytes.length });
     modules[n] = await WebAssembly.compile(bytes);
   }
