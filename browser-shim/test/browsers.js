@@ -54,6 +54,8 @@ export function selectedBrowsers(env = process.env) {
  * @property {string[] | null} requests  URLs the browser requested (page and workers), or null
  *   where the driver cannot see the network (WebDriver classic): count on the server's log then
  * @property {string[]} errors  uncaught page errors, where the driver reports them
+ * @property {boolean} persistentStorage  false where the browser runs an ephemeral session whose
+ *   Cache API forgets on reload (WebKitGTK's MiniBrowser, when LLMKG_WEBKIT_BROWSER names it)
  * @property {() => Promise<void>} close  closes the browser, removes the profile, ends every process
  */
 export async function launch(name) {
@@ -118,6 +120,7 @@ async function chromium() {
     userAgent,
     requests,
     errors,
+    persistentStorage: true,
     goto: async (url) => void (await page.goto(url)),
     reload: async () => void (await page.reload()),
     evaluate: async (fn, arg) => fromJson(await page.evaluate(jsonCall(fn, arg))),
@@ -158,6 +161,7 @@ async function firefox() {
       userAgent: await browser.userAgent(),
       requests,
       errors,
+      persistentStorage: true,
       goto: async (url) => void (await page.goto(url, { waitUntil: 'load' })),
       reload: async () => void (await page.reload({ waitUntil: 'load' })),
       evaluate: async (fn, arg) => fromJson(await page.evaluate(jsonCall(fn, arg))),
@@ -299,6 +303,7 @@ async function webkit() {
       userAgent: await evaluate(() => navigator.userAgent),
       requests: null,
       errors: [],
+      persistentStorage: !WEBKIT_BROWSER.endsWith('MiniBrowser'),
       goto: (u) => session.get(u),
       reload: () => session.navigate().refresh(),
       evaluate,
