@@ -8,10 +8,12 @@
 //   cached load       the same after a reload (a new worker), every file from the Cache API
 //   first token       of a chat on that fresh instance; decode: tokens/s after the first token
 // Each figure: the median and the 95th percentile (nearest rank: for 5 runs, the slowest) of
-// --runs runs (default 5). Prints a table per browser; --json prints every sample as JSON too.
+// --runs runs (default 5), the browsers interleaved run by run. Prints a table per browser and
+// the load average; --json prints every sample as JSON too, --json-file writes it.
 // Usage: npm run bench:browser [-- --runs 5 --browsers chromium,firefox,webkit --decode-tokens 128 --json]
 //        (--browsers defaults to $LLMKG_BROWSERS, else all three; --decode-tokens 0 skips the chat)
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { startServer } from '../demo/server.js';
 import { launch, selectedBrowsers } from '../test/browsers.js';
 import { SMOLLM2, MINILM, requireModels, transpiledComponent } from '../test/helpers.js';
@@ -110,24 +112,30 @@ const ROWS = [
 ];
 const fmt = (v, unit) => (unit === 's' ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(1)} tok/s`);
 
+const loadNow = () => loadavg().map((x) => x.toFixed(2)).join(', ');
+const loadAtStart = loadNow();
 const server = await startServer({ port: 0 });
 const results = {};
 try {
-  for (const name of BROWSERS) {
-    const samples = [];
-    let version = null;
-    for (let i = 0; i < RUNS; i++) {
+  // Interleaved (run 1 in every browser, then run 2, ...): the machine's drift falls on all alike.
+  const samples = Object.fromEntries(BROWSERS.map((n) => [n, []]));
+  const versions = {};
+  for (let i = 0; i < RUNS; i++) {
+    for (const name of BROWSERS) {
       const r = await run(name, server);
-      version = r.version;
-      samples.push(r.figures);
+      versions[name] = r.version;
+      samples[name].push(r.figures);
       console.error(`${name} run ${i + 1}/${RUNS}: SmolLM2 cold ${fmt(r.figures.smollm2ColdMs, 's')}, cached ${fmt(r.figures.smollm2CachedMs, 's')}`);
     }
+  }
+  for (const name of BROWSERS) {
+    const version = versions[name];
     const summary = {};
     for (const [key] of ROWS) {
-      const xs = samples.map((s) => s[key]).filter((x) => x !== undefined);
+      const xs = samples[name].map((s) => s[key]).filter((x) => x !== undefined);
       if (xs.length) summary[key] = { median: median(xs), p95: percentile(xs, 95), samples: xs };
     }
-    results[name] = { version, runs: RUNS, summary, chatPromptTokens: samples[0].chatPromptTokens, decodeTokens: samples[0].decodeTokens };
+    results[name] = { version, runs: RUNS, summary, chatPromptTokens: samples[name][0].chatPromptTokens, decodeTokens: samples[name][0].decodeTokens };
   }
 } finally {
   await server.close();
@@ -144,6 +152,8 @@ for (const [name, r] of Object.entries(results)) {
     if (s) console.log(`${label.padEnd(w)}  ${fmt(s.median, unit).padStart(12)}  ${fmt(s.p95, unit).padStart(12)}`);
   }
 }
-const json = { component: stamp.sha256, runs: RUNS, browsers: results };
+const loadAtEnd = loadNow();
+console.log(`\nload average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAtEnd} at the end`);
+const json = { component: stamp.sha256, runs: RUNS, date: new Date().toISOString(), loadAverage: { start: loadAtStart, end: loadAtEnd }, browsers: results };
 if (process.argv.includes('--json')) console.log(JSON.stringify(json));
 if (JSON_FILE) writeFileSync(JSON_FILE, `${JSON.stringify(json, null, 2)}\n`);
