@@ -180,20 +180,26 @@ async function firefox() {
   }
 }
 
-/** Process groups still running; ended when Node exits, however the test ends. */
-const groups = new Set();
-process.on('exit', () => groups.forEach((kill) => kill()));
+/** Cleanups still due (process groups to end, profiles to remove), done when Node exits however
+ * the test ends, in case close() never ran. */
+const dueAtExit = new Set();
+process.on('exit', () => [...dueAtExit].reverse().forEach((f) => f()));
+/** `fn`, run once: now, or at exit if not called before. */
+function once(fn) {
+  const run = () => {
+    if (!dueAtExit.delete(run)) return;
+    try {
+      fn();
+    } catch {}
+  };
+  dueAtExit.add(run);
+  return run;
+}
 
 /** A process group of our own (so the browser and its web processes end with the driver). */
 function spawnGroup(cmd, args, opts) {
   const p = spawn(cmd, args, { ...opts, detached: true });
-  p.killGroup = () => {
-    groups.delete(p.killGroup);
-    try {
-      process.kill(-p.pid, 'SIGKILL');
-    } catch {}
-  };
-  groups.add(p.killGroup);
+  p.killGroup = once(() => process.kill(-p.pid, 'SIGKILL'));
   return p;
 }
 
@@ -252,7 +258,7 @@ async function webkit() {
     // A fresh profile, so a session never finds a previous run's models (XDG_* too: WebKitGTK
     // keeps some state there whatever the profile).
     const home = mkdtempSync(join(tmpdir(), 'llmkg-webkit-'));
-    cleanup.push(() => rmSync(home, { recursive: true, force: true }));
+    cleanup.push(once(() => rmSync(home, { recursive: true, force: true })));
     const port = await freePort();
     const env = { ...process.env, DISPLAY: display, XDG_DATA_HOME: join(home, 'data'), XDG_CACHE_HOME: join(home, 'cache'), XDG_CONFIG_HOME: join(home, 'config') };
     const wd = spawnGroup(WEBKIT_DRIVER, [`--port=${port}`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
