@@ -32,8 +32,10 @@ use weights::WeightLoader;
 /// the attention scores (heads x chunk x context) during prefill.
 /// The own Q8_0 / Q4_1 layouts pay off where their kernels are SIMD (wasm32 + simd128, the
 /// component). Natively candle's own kernels beat the portable fallbacks, so native builds keep
-/// candle's (converting Q4_1 to Q8_0, which candle runs faster).
-pub const FAST_KERNELS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+/// candle's (converting Q4_1 to Q8_0, which candle runs faster). The component built without
+/// SIMD128 keeps the own layouts too (their portable kernels), so it holds the same weights as
+/// the SIMD build and decodes the same tokens.
+pub const FAST_KERNELS: bool = cfg!(target_arch = "wasm32");
 
 const PREFILL_CHUNK: usize = 512;
 
