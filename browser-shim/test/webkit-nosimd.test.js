@@ -41,20 +41,27 @@ async function openWebKit(env) {
     if (!res.ok) throw new Error(`WebDriver ${method} ${path}: ${json.value?.error}: ${json.value?.message}`);
     return json.value;
   };
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(`${base}/status`);
-      break;
-    } catch (e) {
-      if (i > 100) throw new Error(`WebKitWebDriver did not start: ${e.message}`);
-      await new Promise((r) => setTimeout(r, 100));
+  let s;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await fetch(`${base}/status`);
+        break;
+      } catch (e) {
+        if (i > 100) throw new Error(`WebKitWebDriver did not start: ${e.message}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
+    const { sessionId } = await request('POST', '/session', {
+      capabilities: { alwaysMatch: { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': { binary: MINIBROWSER, args: ['--automation'] } } },
+    });
+    s = `/session/${sessionId}`;
+    await request('POST', `${s}/timeouts`, { script: LOAD_TIMEOUT });
+  } catch (e) {
+    if (s) await request('DELETE', s).catch(() => {});
+    driver.kill();
+    throw e;
   }
-  const { sessionId } = await request('POST', '/session', {
-    capabilities: { alwaysMatch: { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': { binary: MINIBROWSER, args: ['--automation'] } } },
-  });
-  const s = `/session/${sessionId}`;
-  await request('POST', `${s}/timeouts`, { script: LOAD_TIMEOUT });
   return {
     goto: (url) => request('POST', `${s}/url`, { url }),
     /** Runs `fn(arg)` (may be async) in the page; returns its JSON-able result or throws its error. */
