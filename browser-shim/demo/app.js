@@ -83,8 +83,8 @@ demo.ready = (async () => {
   const t0 = performance.now();
   $('build-badge').textContent = 'loading runtime…';
   const engine = await Engine.create({
-    // ?simd=0 asks for the component built without SIMD128 (the browser test's LLMKG_SIMD=0).
-    ...(new URLSearchParams(location.search).get('simd') === '0' ? { simd: false } : {}),
+    // ?simd=0: the component built without SIMD128 (what a browser without it gets).
+    simd: new URLSearchParams(location.search).get('simd') === '0' ? false : undefined,
     onProgress: (p) => p.total && ($('build-badge').textContent = `runtime ${Math.round((100 * p.loaded) / p.total)}%`),
   });
   demo.engine = engine;

@@ -3,6 +3,9 @@
 //   dist/node/  for Node (WASI imports come from @bytecodealliance/preview2-shim at run time)
 //   dist/web/   for browsers (--no-nodejs-compat, WASI imports mapped to ./shim/*.js, which are
 //               the preview2-shim browser files copied beside it; works in module workers)
+// the same component built without SIMD128 (scripts/build, $LLMKG_COMPONENT_NOSIMD) the same
+// two ways, for runtimes that do not validate SIMD:
+//   dist/node-nosimd/, dist/web-nosimd/
 // and the composed HTTP component (front + engine, `llmkg compose`) once more:
 //   dist/app-node/  for src/fetch.js, the fetch handler for Deno, Bun and Node
 // Both are `--instantiation async`: src/platform-*.js compile the core modules themselves
@@ -49,6 +52,19 @@ export function locateComponent(env = process.env) {
   );
 }
 
+/** The component built without SIMD128 (scripts/build): $LLMKG_COMPONENT_NOSIMD, else in the
+ *  target dir beside the SIMD build's (`<target>-nosimd`, as scripts/env.sh names it); null when
+ *  it was not built (dist/ then has no *-nosimd transpile). */
+export function locateNoSimdComponent(env = process.env) {
+  if (env.LLMKG_COMPONENT_NOSIMD) {
+    const p = resolve(env.LLMKG_COMPONENT_NOSIMD);
+    if (!existsSync(p)) throw new Error(`$LLMKG_COMPONENT_NOSIMD is ${env.LLMKG_COMPONENT_NOSIMD}, which does not exist; build it with scripts/build (repo root)`);
+    return p;
+  }
+  const dirs = [env.CARGO_TARGET_DIR && `${resolve(env.CARGO_TARGET_DIR)}-nosimd`, join(repoRoot, 'target-nosimd'), join(homedir(), '.cache', 'llmkg', 'target-nosimd')];
+  return dirs.filter(Boolean).map((d) => join(d, RELATIVE)).find((p) => existsSync(p)) ?? null;
+}
+
 const WASI_PACKAGES = ['cli', 'clocks', 'io', 'random', 'filesystem'];
 
 /** The directory of an installed package (some do not export ./package.json). */
@@ -90,38 +106,54 @@ function composeApp(component) {
   return { front, out };
 }
 
+/** Transpiles one engine component into dist/node<suffix> and dist/web<suffix>. */
+function transpileEngine(component, suffix) {
+  // --strict: jco checks numbers against their WIT types (a negative u32 is an error, not 2^32-1).
+  const common = ['transpile', component, '--name', 'llmkg', '--instantiation', 'async', '--strict', '--quiet'];
+
+  jco([...common, '-o', join(dist, `node${suffix}`)]);
+
+  const web = join(dist, `web${suffix}`);
+  const maps = WASI_PACKAGES.flatMap((p) => ['--map', `wasi:${p}/*=./shim/${p}.js#*`]);
+  jco([...common, '-o', web, '--no-nodejs-compat', ...maps]);
+  const shimSrc = join(packageDir('@bytecodealliance/preview2-shim'), 'dist', 'browser');
+  mkdirSync(join(web, 'shim'), { recursive: true });
+  for (const f of readdirSync(shimSrc)) if (f.endsWith('.js')) copyFileSync(join(shimSrc, f), join(web, 'shim', f));
+  return [`node${suffix}`, `web${suffix}`];
+}
+
+const sha256Of = (path) => (path && existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('hex') : null);
+
 function transpile() {
   const component = locateComponent();
   const bytes = readFileSync(component);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const nosimd = locateNoSimdComponent();
+  const nosimdSha = sha256Of(nosimd);
   const frontPath = process.env.LLMKG_FRONT ?? join(dirname(component), 'llmkg_http.wasm');
-  const frontSha = existsSync(frontPath) ? createHash('sha256').update(readFileSync(frontPath)).digest('hex') : null;
+  const frontSha = sha256Of(frontPath);
   const jcoVersion = packageVersion('@bytecodealliance/jco');
   const shimVersion = packageVersion('@bytecodealliance/preview2-shim');
   const stampPath = join(dist, 'component.json');
-  const stamp = { component, sha256, frontSha, bytes: bytes.length, jco: jcoVersion, preview2Shim: shimVersion };
+  const stamp = { component, sha256, nosimd, nosimdSha, frontSha, bytes: bytes.length, jco: jcoVersion, preview2Shim: shimVersion };
   if (existsSync(stampPath) && !process.argv.includes('--force')) {
     const old = JSON.parse(readFileSync(stampPath, 'utf8'));
-    if (old.sha256 === sha256 && old.frontSha === frontSha && old.jco === jcoVersion && old.preview2Shim === shimVersion) {
-      console.error(`dist/ is up to date with ${component} (sha256 ${sha256.slice(0, 12)})`);
+    if (old.sha256 === sha256 && old.nosimdSha === nosimdSha && old.frontSha === frontSha && old.jco === jcoVersion && old.preview2Shim === shimVersion) {
+      console.error(`dist/ is up to date with ${component} (sha256 ${sha256.slice(0, 12)})${nosimd ? ` and ${nosimd} (sha256 ${nosimdSha.slice(0, 12)})` : ''}`);
       return;
     }
   }
   console.error(`transpiling ${component} (${(bytes.length / 2 ** 20).toFixed(1)} MiB, sha256 ${sha256.slice(0, 12)})`);
   rmSync(dist, { recursive: true, force: true });
-  // --strict: jco checks numbers against their WIT types (a negative u32 is an error, not 2^32-1).
-  const common = ['transpile', component, '--name', 'llmkg', '--instantiation', 'async', '--strict', '--quiet'];
-
-  jco([...common, '-o', join(dist, 'node')]);
-
-  const maps = WASI_PACKAGES.flatMap((p) => ['--map', `wasi:${p}/*=./shim/${p}.js#*`]);
-  jco([...common, '-o', join(dist, 'web'), '--no-nodejs-compat', ...maps]);
-  const shimSrc = join(packageDir('@bytecodealliance/preview2-shim'), 'dist', 'browser');
-  mkdirSync(join(dist, 'web', 'shim'), { recursive: true });
-  for (const f of readdirSync(shimSrc)) if (f.endsWith('.js')) copyFileSync(join(shimSrc, f), join(dist, 'web', 'shim', f));
+  const targets = transpileEngine(component, '');
+  if (nosimd) {
+    console.error(`transpiling the no-SIMD build ${nosimd} (sha256 ${nosimdSha.slice(0, 12)})`);
+    targets.push(...transpileEngine(nosimd, '-nosimd'));
+  } else {
+    console.error('not building dist/*-nosimd (the fallback without SIMD128): no no-SIMD component; run scripts/build or set LLMKG_COMPONENT_NOSIMD');
+  }
 
   const app = composeApp(component);
-  const targets = ['node', 'web'];
   if (app) {
     jco(['transpile', app.out, '--name', 'llmkg-app', '--instantiation', 'async', '--strict', '--quiet', '-o', join(dist, 'app-node')]);
     rmSync(app.out);
@@ -130,22 +162,25 @@ function transpile() {
 
   // The core modules jco emitted (llmkg.core.wasm, llmkg.core2.wasm, ...) and their sizes, so
   // src/platform-*.js can compile them all up front (and report download progress) without
-  // listing a directory, which a browser cannot do. The engine's core module comes out
-  // byte-identical in every transpile (and inside the composed app): dist/web keeps it, and
-  // the other targets' `files` point there, so the package holds one copy, not three.
-  const webCores = new Map(); // sha256 -> file name in dist/web
-  for (const target of ['web', ...targets.filter((t) => t !== 'web')]) {
+  // listing a directory, which a browser cannot do. A build's core module comes out
+  // byte-identical in every transpile of it (and the engine's inside the composed app): the web
+  // targets keep theirs, and the other targets' `files` point there, so the package holds one
+  // copy of each build, not three.
+  const webCores = new Map(); // sha256 -> path of the kept copy, relative to dist/
+  const webTargets = targets.filter((t) => t.startsWith('web'));
+  for (const target of [...webTargets, ...targets.filter((t) => !t.startsWith('web'))]) {
     const dir = join(dist, target);
     const modules = readdirSync(dir).filter((f) => /^llmkg(-app)?\.core\d*\.wasm$/.test(f)).sort();
     const sizes = Object.fromEntries(modules.map((f) => [f, statSync(join(dir, f)).size]));
     const files = {};
     for (const f of modules) {
       const hash = createHash('sha256').update(readFileSync(join(dir, f))).digest('hex');
-      if (target === 'web') webCores.set(hash, f);
-      if (target !== 'web' && webCores.has(hash)) {
+      const kept = webCores.get(hash);
+      if (kept && !webTargets.includes(target)) {
         rmSync(join(dir, f));
-        files[f] = `../web/${webCores.get(hash)}`;
+        files[f] = `../${kept}`;
       } else {
+        if (!kept) webCores.set(hash, `${target}/${f}`);
         files[f] = f;
       }
     }

@@ -149,10 +149,37 @@ export interface RespawnDetail {
   error: string;
 }
 
+/** What `Engine.capabilities()` found in this runtime. */
+export interface Capabilities {
+  runtime: 'node' | 'browser';
+  /** WebAssembly.validate of a module with a SIMD128 instruction. */
+  simd128: boolean;
+  /** The same with a relaxed-SIMD instruction (the engine does not use it yet). */
+  relaxedSimd: boolean;
+  /** The component `Engine.create()` picks here: 'simd' where SIMD128 validates, else 'nosimd'. */
+  build: 'simd' | 'nosimd';
+  /** Browsers expose SharedArrayBuffer only to cross-origin isolated pages (COOP + COEP). */
+  sharedArrayBuffer: boolean;
+  /** `crossOriginIsolated` of the page or worker; null in Node, where it does not apply. */
+  crossOriginIsolated: boolean | null;
+  /** `navigator.gpu` exists (no adapter is requested). */
+  webgpu: boolean;
+  /** Where `Engine.create(options)` runs the component with the options given. */
+  worker: 'module-worker' | 'worker-threads' | 'in-process';
+  /** GiB: `navigator.deviceMemory` (a rounded hint, Chromium only, else null); Node: total memory. */
+  deviceMemory: number | null;
+  /** `navigator.hardwareConcurrency`; Node: `os.availableParallelism()`. */
+  hardwareConcurrency: number | null;
+}
+
 export interface EngineOptions {
   /** Run the component in a worker: a module Web Worker (browsers, default true) or a
    * worker_threads Worker (Node, default false: in-process). */
   worker?: boolean;
+  /** Which component: by default the SIMD128 build where the runtime validates SIMD128, else the
+   * same engine built without it (dist/*-nosimd). `false` forces the fallback; `true` the SIMD
+   * build (which then fails to compile where SIMD128 is missing). */
+  simd?: boolean;
   /** Progress of the component's own download and compile (first Engine only). */
   onProgress?: (p: { file: string; loaded: number; total: number | null }) => void;
   /** Adds `simulateTrap()`, for tests of trap recovery. */
@@ -165,6 +192,10 @@ export interface CallOptions {
 
 export class Engine extends EventTarget {
   static create(options?: EngineOptions): Promise<Engine>;
+  /** Probes the runtime (nothing is loaded). `worker`: as for `create`. */
+  static capabilities(options?: { worker?: boolean }): Capabilities;
+  /** The component this engine runs (its `buildInfo().simd128` says the same from inside). */
+  readonly build: 'simd' | 'nosimd';
   /** The calls this component supports (the knowledge calls appear when it exports `knowledge`). */
   readonly methods: string[];
   /** True when the component runs in a worker. */

@@ -29,10 +29,11 @@ use sampler::Sampler;
 use tokenizer::TextTokenizer;
 use weights::WeightLoader;
 
-/// The own layouts (`blocks.rs`) pay off where their kernels are SIMD (wasm32 + simd128, the
-/// component). Natively candle's own kernels beat the portable fallbacks, so native builds keep
-/// candle's.
-pub const FAST_KERNELS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+/// The own layouts (`blocks.rs`) pay off in the component, where their kernels are SIMD128.
+/// The component built without SIMD128 keeps them too (their portable kernels), so it holds the
+/// same weights as the SIMD build and decodes the same tokens. Natively candle's own kernels
+/// beat the portable fallbacks, so native builds keep candle's.
+pub const FAST_KERNELS: bool = cfg!(target_arch = "wasm32");
 
 /// Prompts are run through the model in chunks of this many tokens, which bounds the size of
 /// the attention scores (heads x chunk x context) during prefill.
