@@ -21,11 +21,9 @@
 //! and Cranelift emulates). A fifth-bit word has bit `k` for weight `k`.
 
 use candle_core::quantized::GgmlDType;
-#[cfg(test)]
-use candle_core::quantized::QTensor;
 
 use crate::error::Result;
-use crate::text::blocks::{dtype_kind, BlockKind, OwnMatrix, SubBlock, MAX_SUBS, SUB};
+use crate::text::blocks::{BlockKind, OwnMatrix, SubBlock, MAX_SUBS, SUB};
 use crate::text::q8::QuantizedInput;
 use crate::text::weights::{check_blocks, dtype_name, weight_buffer};
 
@@ -65,14 +63,6 @@ impl<const FIFTH: bool> NibbleMatrix<FIFTH> {
     const RECORD: usize = record_size(FIFTH);
     const SCALES_AT: usize = scales_at(FIFTH);
     const MINS_AT: usize = Self::SCALES_AT + 16;
-
-    /// From a 2-D tensor (rows x cols, rows being outputs) of a type this layout holds.
-    #[cfg(test)]
-    pub fn from_qtensor(t: &QTensor) -> Result<Self> {
-        let (rows, cols) = t.shape().dims2()?;
-        let kind = dtype_kind(t.dtype()).ok_or_else(|| crate::error::EngineError::Internal(format!("no own layout for {:?}", t.dtype())))?;
-        Self::from_blocks(kind, &t.data()?, rows, cols)
-    }
 
     /// From `kind` blocks as a GGUF file holds them.
     pub fn from_blocks(kind: &BlockKind, data: &[u8], rows: usize, cols: usize) -> Result<Self> {
@@ -115,13 +105,6 @@ impl<const FIFTH: bool> NibbleMatrix<FIFTH> {
     fn group(&self, g: usize) -> &[u8] {
         let size = self.cols / BLOCK * Self::RECORD;
         &self.chunks[g / CHUNK_GROUPS][(g % CHUNK_GROUPS) * size..][..size]
-    }
-
-    /// `out[i][r] = dot(row r, x[i])` for `x` holding whole input vectors of `cols` values;
-    /// each group of four weight rows is read once for every input vector.
-    #[cfg(test)]
-    pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
-        self.matmul_quantized(&QuantizedInput::new(x), out, self.rows)
     }
 }
 

@@ -110,12 +110,6 @@ impl Q8Matrix {
             i * bpr + b
         }
     }
-
-    /// `out[i][r] = dot(row r, x[i])` for `x` holding whole input vectors of `cols` values.
-    #[cfg(test)]
-    pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
-        self.matmul_quantized(&QuantizedInput::new(x), out, self.rows)
-    }
 }
 
 impl OwnMatrix for Q8Matrix {
