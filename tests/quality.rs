@@ -75,3 +75,66 @@ fn fast_path_greedy_completions_equal_the_dequantized_f32_reference() {
     }
     assert!(differing.is_empty(), "greedy completions differ from the f32 reference:\n{}", differing.join("\n"));
 }
+
+/// Line by line for every block type the component multiplies as it ships: SmolLM2 quantized
+/// to it (`llmkg quantize`'s rules: the tied embeddings stay Q8_0; K-quants fall back to Q5_0 /
+/// Q5_1 where rows of 576 hold no 256-value block, so only ffn_down, with rows of 1536, is
+/// Q4_K / Q5_K), run in the component on its own kernel, against the same file dequantized to
+/// f32 natively. Greedy completions of five prompts must be the same tokens, or, where
+/// summation order makes them part, perplexity within 0.5% of the reference.
+#[test]
+fn every_own_kernel_type_gives_the_greedy_tokens_of_the_dequantized_file() {
+    use llmkg_engine::quantize::{quantize, QuantizeOptions};
+    use llmkg_engine::testing::GgmlDType;
+    let fixture = fixture("quality_prompts.json");
+    let prompts: Vec<&str> = fixture["prompts"].as_array().unwrap().iter().take(5).map(|p| p.as_str().unwrap()).collect();
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/perplexity_text.txt")).unwrap();
+    let source = std::fs::read(&model_files(SMOLLM2)[0]).unwrap();
+    let dir = std::env::temp_dir().join(format!("llmkg-quality-types-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut failures = Vec::new();
+    for (target, layers_type) in [
+        (GgmlDType::Q4_0, "Q4_0"),
+        (GgmlDType::Q4_1, "Q4_1"),
+        (GgmlDType::Q5_0, "Q5_0"),
+        (GgmlDType::Q5_1, "Q5_1"),
+        (GgmlDType::Q8_0, "Q8_0"),
+        (GgmlDType::Q4K, "Q5_0"),
+        (GgmlDType::Q5K, "Q5_1"),
+    ] {
+        let name = llmkg_engine::text::weights::dtype_name(target);
+        let out = quantize("smollm2.gguf", &source, QuantizeOptions { target, mix: false }).unwrap();
+        let path = dir.join(format!("smollm2-{name}.gguf"));
+        std::fs::write(&path, &out.gguf).unwrap();
+
+        let mut rt = runtime();
+        let options = LoadOptions { conversion: WeightConversion::Auto, context_length: Some(1024) };
+        let info = rt.load_model("q", ModelKind::TextGeneration, std::slice::from_ref(&path), &options, |_, _, _| {}).unwrap();
+        // Held as it ships: the layers' type dominates what the component holds.
+        assert_eq!(info.quantization, layers_type, "{name}: the component holds {}", info.quantization);
+        let mut reference = llmkg_engine::Engine::new();
+        let files = vec![llmkg_engine::ModelFile { name: "q.gguf".into(), bytes: out.gguf }];
+        let ref_options = llmkg_engine::LoadOptions { conversion: llmkg_engine::WeightConversion::Dequantize, context_length: Some(1024) };
+        reference.load_model("q", llmkg_engine::ModelKind::TextGeneration, files, &ref_options).unwrap();
+
+        let mut same = 0;
+        for prompt in &prompts {
+            let fast = rt.chat(&chat_request("q", user(prompt), 32)).unwrap();
+            let messages = vec![llmkg_engine::ChatMessage { role: "user".into(), content: prompt.to_string() }];
+            let slow = reference.chat(&llmkg_engine::ChatRequest { model: "q".into(), messages, max_tokens: 32, sampling: None, stop: vec![] }).unwrap();
+            same += usize::from(fast.text == slow.text && fast.completion_tokens == slow.completion_tokens);
+        }
+        eprintln!("{name}: {same} of {} greedy completions equal", prompts.len());
+        // Perplexity decides only where completions part (it costs two more passes).
+        if same < prompts.len() {
+            let (fast, slow) = (rt.score("q", &text).unwrap().perplexity, reference.score("q", &text).unwrap().perplexity);
+            eprintln!("{name}: perplexity {fast:.4} vs dequantized {slow:.4} (ratio {:.5})", fast / slow);
+            if (fast / slow - 1.0).abs() > 0.005 {
+                failures.push(format!("{name}: {same} of {} completions equal and perplexity {fast:.4} vs {slow:.4}", prompts.len()));
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -23,7 +23,7 @@ import { stat } from 'node:fs/promises';
 import { homedir, availableParallelism, loadavg } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
 import { launch } from '../test/chromium.js';
-import { modelsDir, pkgRoot, requireModels, transpiledComponent, cosine } from '../test/helpers.js';
+import { MINILM, modelsDir, pkgRoot, requireModels, transpiledComponent, cosine } from '../test/helpers.js';
 
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -95,8 +95,9 @@ const version = (pkg) => JSON.parse(readFileSync(join(pkgRoot, 'node_modules', p
 // --- the local server: cross-origin isolated, no caching, nothing but these mounts ------------
 const nodeModules = join(pkgRoot, 'node_modules');
 const MINILM_INT8 = {
-  'config.json': join(modelsDir, 'all-minilm-l6-v2', 'config.json'),
-  'tokenizer.json': join(modelsDir, 'all-minilm-l6-v2', 'tokenizer.json'),
+  // the tokenizer and config of llmkg's own MiniLM (the catalog's default embedding model)
+  'config.json': join(modelsDir, MINILM.dir, 'config.json'),
+  'tokenizer.json': join(modelsDir, MINILM.dir, 'tokenizer.json'),
   'tokenizer_config.json': join(pkgRoot, 'bench', 'sidebyside', 'tokenizer_config.json'),
   'onnx/model.onnx': join(benchModels, 'minilm-int8-onnx', 'model.onnx'),
 };

@@ -1,29 +1,11 @@
 // The demo page: the llmkg API in a module Web Worker, driven from plain DOM code.
-import { Engine } from '/src/index.js';
+import { Engine, models } from '/src/index.js';
 
-const MODELS = [
-  {
-    id: 'smollm2-135m-instruct',
-    kind: 'text-generation',
-    label: 'SmolLM2-135M-Instruct',
-    what: 'chat',
-    files: ['SmolLM2-135M-Instruct.Q4_1.gguf'],
-  },
-  {
-    id: 'gemma3-270m',
-    kind: 'text-generation',
-    label: 'Gemma 3 270M (base)',
-    what: 'chat',
-    files: ['gemma-3-270m-q4_k_m.gguf'],
-  },
-  {
-    id: 'all-minilm-l6-v2',
-    kind: 'embedding',
-    label: 'all-MiniLM-L6-v2',
-    what: 'sentence embeddings',
-    files: ['model.safetensors', 'tokenizer.json', 'config.json'],
-  },
-];
+// The catalog's models (data/models.json), text generation first; each row says what it is for.
+const WHAT = { 'text-generation': 'chat', embedding: 'sentence embeddings' };
+const MODELS = ['text-generation', 'embedding']
+  .flatMap((kind) => models.filter((m) => m.kind === kind))
+  .map((m) => ({ id: m.id, kind: m.kind, label: m.label, what: WHAT[m.kind], files: m.files.map((f) => f.name) }));
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -101,6 +83,8 @@ demo.ready = (async () => {
   const t0 = performance.now();
   $('build-badge').textContent = 'loading runtime…';
   const engine = await Engine.create({
+    // ?simd=0: the component built without SIMD128 (what a browser without it gets).
+    simd: new URLSearchParams(location.search).get('simd') === '0' ? false : undefined,
     onProgress: (p) => p.total && ($('build-badge').textContent = `runtime ${Math.round((100 * p.loaded) / p.total)}%`),
   });
   demo.engine = engine;

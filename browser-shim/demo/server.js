@@ -5,7 +5,9 @@
 //   /models/*      $LLMKG_MODELS (default ~/.cache/llmkg/models), sent with `no-store` so only
 //                  the page's Cache API can keep them
 //   /data/*        the repository's data/ (the demo knowledge graph), when present
-// Usage: node demo/server.js [--port 8080] [--host 127.0.0.1]
+// Usage: node demo/server.js [--port 8080] [--host 127.0.0.1] [--isolated]
+//   --isolated: every response carries COOP same-origin + COEP require-corp, so the page is
+//               cross-origin isolated (SharedArrayBuffer exists)
 import { createServer } from 'node:http';
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -27,10 +29,10 @@ const TYPES = {
 };
 
 /**
- * @param {{ port?: number, host?: string, modelsDir?: string, quiet?: boolean }} [opts]
+ * @param {{ port?: number, host?: string, modelsDir?: string, quiet?: boolean, isolated?: boolean }} [opts]
  * @returns {Promise<{ url: string, close: () => Promise<void>, requests: string[] }>}
  */
-export function startServer({ port = 8080, host = '127.0.0.1', modelsDir, quiet = true } = {}) {
+export function startServer({ port = 8080, host = '127.0.0.1', modelsDir, quiet = true, isolated = false } = {}) {
   const models = modelsDir ?? process.env.LLMKG_MODELS ?? join(homedir(), '.cache', 'llmkg', 'models');
   const mounts = [
     ['/models/', models, 'no-store'],
@@ -46,6 +48,10 @@ export function startServer({ port = 8080, host = '127.0.0.1', modelsDir, quiet 
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     requests.push(path);
     if (!quiet) console.log(req.method, path);
+    if (isolated) {
+      res.setHeader('cross-origin-opener-policy', 'same-origin');
+      res.setHeader('cross-origin-embedder-policy', 'require-corp');
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed');
     if (path === '/' || path === '/index.html') return serveFile(req, res, join(pkgRoot, 'demo', 'index.html'), 'no-cache');
     if (path === '/favicon.ico') return send(res, 204, '');
@@ -108,6 +114,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.error('dist/web is missing: run `npm run build` first');
     process.exit(1);
   }
-  const { url } = await startServer({ port: Number(arg('--port', process.env.PORT ?? 8080)), host: arg('--host', '127.0.0.1'), quiet: !process.argv.includes('--verbose') });
+  const { url } = await startServer({ port: Number(arg('--port', process.env.PORT ?? 8080)), host: arg('--host', '127.0.0.1'), quiet: !process.argv.includes('--verbose'), isolated: process.argv.includes('--isolated') });
   console.log(`llmkg demo: ${url}/   (models from ${process.env.LLMKG_MODELS ?? '~/.cache/llmkg/models'}; Ctrl-C stops)`);
 }

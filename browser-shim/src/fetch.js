@@ -15,15 +15,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { LlmkgError } from './errors.js';
+import { defaultModelIds, models } from './models.js';
 
 const DIST = new URL('../dist/app-node/', import.meta.url);
 
-/** The default models, as `scripts/fetch-models` lays them out. */
+/** The default models (the catalog's defaults), as `scripts/fetch-models` lays them out: a text
+ * model by its .gguf, an embedding model by its directory. */
 export function defaultModels(dir = process.env.LLMKG_MODELS ?? join(homedir(), '.cache', 'llmkg', 'models')) {
-  return [
-    { id: 'smollm2-135m-instruct', path: join(dir, 'smollm2-135m-instruct', 'SmolLM2-135M-Instruct.Q4_1.gguf') },
-    { id: 'all-minilm-l6-v2', path: join(dir, 'all-minilm-l6-v2') },
-  ];
+  return [defaultModelIds['text-generation'], defaultModelIds.embedding].map((id) => {
+    const { kind, files } = models.find((m) => m.id === id);
+    return { id, path: kind === 'text-generation' ? join(dir, id, files[0].name) : join(dir, id) };
+  });
 }
 
 async function loadApp() {
@@ -33,9 +35,9 @@ async function loadApp() {
   } catch (e) {
     throw new LlmkgError('internal', `cannot load ${fileURLToPath(new URL('llmkg-app.js', DIST))}: run \`npm run build\` in browser-shim/ (it needs the composed component) (${e.message})`);
   }
-  const { default: names } = await import(new URL('modules.js', DIST).href);
+  const { default: names, files } = await import(new URL('modules.js', DIST).href);
   const modules = {};
-  for (const n of names) modules[n] = await WebAssembly.compile(await readFile(new URL(n, DIST)));
+  for (const n of names) modules[n] = await WebAssembly.compile(await readFile(new URL(files?.[n] ?? n, DIST)));
   return { instantiate: transpiled.instantiate, modules };
 }
 

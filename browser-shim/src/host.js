@@ -48,8 +48,8 @@ const SIMULATE_TRAP = '__simulateTrap';
 
 export class Host {
   /** @param {object} platform src/platform-node.js or src/platform-web.js */
-  static async create(platform, modules, { testHooks = false } = {}) {
-    const root = await platform.instantiate(modules);
+  static async create(platform, modules, { testHooks = false, build = 'simd' } = {}) {
+    const root = await platform.instantiate(modules, build);
     return new Host(platform, root, testHooks);
   }
 

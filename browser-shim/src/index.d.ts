@@ -1,15 +1,28 @@
-// Types for the llmkg JavaScript API (src/index.js). The WIT world (wit/llmkg.wit) is the
-// contract underneath; jco's generated types for it are in dist/*/interfaces/.
+// Types for the llmkg JavaScript API (src/index.js), written by hand. The WIT world
+// (wit/llmkg.wit) is the contract underneath: its records, enums and variants are not retyped
+// here but taken from jco's declarations for it (`jco types`, generated into dist/types/ by
+// scripts/build.js), with WIT u64s as numbers where the API returns numbers.
+import type * as WitTypes from '../dist/types/interfaces/llmkg-engine-types.js';
+import type * as WitModels from '../dist/types/interfaces/llmkg-engine-models.js';
+import type * as WitInference from '../dist/types/interfaces/llmkg-engine-inference.js';
+import type * as WitKnowledge from '../dist/types/interfaces/llmkg-engine-knowledge.js';
+import type * as WitIntrospect from '../dist/types/interfaces/llmkg-engine-introspect.js';
+
+/** A WIT value as the API returns it: u64s (bigint in jco's types) become numbers (a value
+ * beyond 2^53 would stay a bigint; no byte count or triple count gets there). */
+export type U64AsNumber<T> = T extends bigint
+  ? number
+  : T extends ArrayBufferView
+    ? T
+    : T extends readonly (infer U)[]
+      ? U64AsNumber<U>[]
+      : T extends object
+        ? { [K in keyof T]: U64AsNumber<T[K]> }
+        : T;
 
 /** Tags of the WIT `error` variant, plus the shim's own codes. */
 export type ErrorCode =
-  | 'invalid-model'
-  | 'unsupported'
-  | 'invalid-input'
-  | 'not-found'
-  | 'resource-exhausted'
-  | 'query-syntax'
-  | 'internal'
+  | WitTypes.Error['tag']
   /** An AbortSignal fired (the error's `name` is then 'AbortError'). */
   | 'aborted'
   /** The component trapped; a fresh instance replaced it. */
@@ -29,23 +42,11 @@ export class LlmkgError extends Error {
 
 export const DEFAULT_MAX_TOKENS: 256;
 
-export type ModelKind = 'text-generation' | 'embedding';
-export interface TokenScore {
-  token: number;
-  /** Natural log of the probability the model gave this token after the ones before it. */
-  logprob: number;
-  /** The token the model found most likely at this position. */
-  topToken: number;
-}
-
-export interface ScoreReport {
-  /** Every token after the first. */
-  tokens: TokenScore[];
-  perplexity: number;
-}
-
-export type WeightConversion = 'auto' | 'keep' | 'q8' | 'q4' | 'f16' | 'dequantize';
-export type FinishReason = 'end-of-text' | 'stop-string' | 'length' | 'context-full';
+export type ModelKind = WitTypes.ModelKind;
+export type TokenScore = WitInference.TokenScore;
+export type ScoreReport = WitInference.ScoreReport;
+export type WeightConversion = WitModels.WeightConversion;
+export type FinishReason = WitInference.FinishReason;
 
 export interface ModelFileSpec {
   /** The file name the engine sees (e.g. "model.safetensors"); default: the URL's last segment. */
@@ -82,20 +83,9 @@ export interface LoadProgress {
   fromCache: boolean;
 }
 
-export interface ModelInfo {
-  id: string;
-  kind: ModelKind;
-  architecture: string;
-  parameters: number;
-  /** Block type the weights are held in after loading, e.g. "Q8_0". */
-  quantization: string;
-  /** Block type of the file as given, e.g. "Q4_1". */
-  sourceQuantization: string;
-  weightBytes: number;
-  contextLength: number;
-  embeddingLength: number;
-  vocabSize: number;
-}
+/** The WIT `model-info` record (`quantization`: the block type the weights are held in after
+ * loading, e.g. "Q8_0"; `sourceQuantization`: the file's, e.g. "Q4_1"). */
+export type ModelInfo = U64AsNumber<WitTypes.ModelInfo>;
 
 /** Sampling: give none of these for greedy decoding. */
 export interface SamplingOptions {
@@ -123,9 +113,8 @@ export interface GenerateRequest extends GenerateOptions {
   prompt: string;
 }
 
-export interface ChatMessage {
+export interface ChatMessage extends WitInference.ChatMessage {
   role: 'system' | 'user' | 'assistant' | (string & {});
-  content: string;
 }
 
 export interface ChatOptions extends GenerateOptions {
@@ -135,12 +124,7 @@ export interface ChatOptions extends GenerateOptions {
   signal?: AbortSignal;
 }
 
-export interface Completion {
-  text: string;
-  promptTokens: number;
-  completionTokens: number;
-  finishReason: FinishReason;
-}
+export type Completion = WitInference.Completion;
 
 /** Pieces of text as they are decoded. Leaving the loop early (`break`) or `cancel()` ends the
  * generation after the current token and keeps the models; an AbortSignal terminates the worker. */
@@ -151,20 +135,12 @@ export class TokenStream implements AsyncIterable<string> {
   cancel(): void;
 }
 
-export interface MemoryStats {
-  /** Size of the component's linear memory (it never shrinks). */
-  linearMemoryBytes: number;
-  allocatedBytes: number;
-  peakAllocatedBytes: number;
-  models: { id: string; weightBytes: number; cacheBytes: number }[];
-}
+/** The WIT `memory-report` record: linear memory (it never shrinks), allocator bytes now and
+ * at peak, and each model's weight and cache bytes. */
+export type MemoryStats = U64AsNumber<WitIntrospect.MemoryReport>;
 
-export interface BuildInfo {
-  engineVersion: string;
-  target: string;
-  simd128: boolean;
-  relaxedSimd: boolean;
-}
+/** The WIT `build-report` record: engine version, target, whether SIMD128 / relaxed SIMD are on. */
+export type BuildInfo = WitIntrospect.BuildReport;
 
 export interface RespawnDetail {
   reason: 'abort' | 'trap' | 'crash';
@@ -173,10 +149,37 @@ export interface RespawnDetail {
   error: string;
 }
 
+/** What `Engine.capabilities()` found in this runtime. */
+export interface Capabilities {
+  runtime: 'node' | 'browser';
+  /** WebAssembly.validate of a module with a SIMD128 instruction. */
+  simd128: boolean;
+  /** The same with a relaxed-SIMD instruction (the engine does not use it yet). */
+  relaxedSimd: boolean;
+  /** The component `Engine.create()` picks here: 'simd' where SIMD128 validates, else 'nosimd'. */
+  build: 'simd' | 'nosimd';
+  /** Browsers expose SharedArrayBuffer only to cross-origin isolated pages (COOP + COEP). */
+  sharedArrayBuffer: boolean;
+  /** `crossOriginIsolated` of the page or worker; null in Node, where it does not apply. */
+  crossOriginIsolated: boolean | null;
+  /** `navigator.gpu` exists (no adapter is requested). */
+  webgpu: boolean;
+  /** Where `Engine.create(options)` runs the component with the options given. */
+  worker: 'module-worker' | 'worker-threads' | 'in-process';
+  /** GiB: `navigator.deviceMemory` (a rounded hint, Chromium only, else null); Node: total memory. */
+  deviceMemory: number | null;
+  /** `navigator.hardwareConcurrency`; Node: `os.availableParallelism()`. */
+  hardwareConcurrency: number | null;
+}
+
 export interface EngineOptions {
   /** Run the component in a worker: a module Web Worker (browsers, default true) or a
    * worker_threads Worker (Node, default false: in-process). */
   worker?: boolean;
+  /** Which component: by default the SIMD128 build where the runtime validates SIMD128, else the
+   * same engine built without it (dist/*-nosimd). `false` forces the fallback; `true` the SIMD
+   * build (which then fails to compile where SIMD128 is missing). */
+  simd?: boolean;
   /** Progress of the component's own download and compile (first Engine only). */
   onProgress?: (p: { file: string; loaded: number; total: number | null }) => void;
   /** Adds `simulateTrap()`, for tests of trap recovery. */
@@ -189,6 +192,10 @@ export interface CallOptions {
 
 export class Engine extends EventTarget {
   static create(options?: EngineOptions): Promise<Engine>;
+  /** Probes the runtime (nothing is loaded). `worker`: as for `create`. */
+  static capabilities(options?: { worker?: boolean }): Capabilities;
+  /** The component this engine runs (its `buildInfo().simd128` says the same from inside). */
+  readonly build: 'simd' | 'nosimd';
   /** The calls this component supports (the knowledge calls appear when it exports `knowledge`). */
   readonly methods: string[];
   /** True when the component runs in a worker. */
@@ -216,21 +223,18 @@ export class Engine extends EventTarget {
   // Present only when the component exports the `knowledge` interface (see `methods`).
   // Arguments are as in wit/llmkg.wit (records in camelCase, enums as strings, u64 as bigint);
   // u64 results come back as numbers.
-  query?: (sparql: string, rowLimit: number) => Promise<unknown>;
-  search?: (text: string, k: number) => Promise<{ iri: string; label: string; score: number }[]>;
-  ask?: (question: string, options: Record<string, unknown>) => Promise<unknown>;
-  insert?: (facts: unknown[]) => Promise<{ changed: number; total: number }>;
-  remove?: (facts: unknown[]) => Promise<{ changed: number; total: number }>;
-  neighbors?: (entity: string, hops: number, limit: number) => Promise<unknown[]>;
-  matchPattern?: (subject: string | undefined, predicate: string | undefined, object: unknown, limit: number) => Promise<unknown[]>;
+  query?: (sparql: string, rowLimit: number) => Promise<U64AsNumber<WitKnowledge.QueryResult>>;
+  search?: (text: string, k: number) => Promise<WitKnowledge.SearchHit[]>;
+  ask?: (question: string, options: WitKnowledge.AskOptions) => Promise<WitKnowledge.Answer>;
+  insert?: (facts: WitKnowledge.Fact[]) => Promise<U64AsNumber<WitKnowledge.ChangeReport>>;
+  remove?: (facts: WitKnowledge.Fact[]) => Promise<U64AsNumber<WitKnowledge.ChangeReport>>;
+  neighbors?: (entity: string, hops: number, limit: number) => Promise<WitKnowledge.Triple[]>;
+  matchPattern?: (subject: string | undefined, predicate: string | undefined, object: WitKnowledge.FactObject | undefined, limit: number) => Promise<WitKnowledge.Triple[]>;
   /** `baseIri`: what relative IRIs resolve against; `graph`: the named graph for the default-graph triples. */
-  importGraph?: (
-    format: 'n-triples' | 'n-quads' | 'turtle' | 'trig' | 'rdf-xml' | 'json-ld',
-    data: Uint8Array,
-    options?: { baseIri?: string; graph?: string },
-  ) => Promise<{ changed: number; total: number }>;
-  exportGraph?: (format: 'n-triples' | 'n-quads' | 'turtle') => Promise<Uint8Array>;
-  graphStats?: () => Promise<Record<string, unknown>>;
+  importGraph?: (format: WitKnowledge.RdfFormat, data: Uint8Array, options?: WitKnowledge.ImportOptions) => Promise<U64AsNumber<WitKnowledge.ChangeReport>>;
+  /** Formats with named graphs (N-Quads, TriG) hold every graph; the others the default graph. */
+  exportGraph?: (format: WitKnowledge.RdfFormat) => Promise<Uint8Array>;
+  graphStats?: () => Promise<U64AsNumber<WitKnowledge.GraphStats>>;
   setEmbeddingModel?: (model: string) => Promise<void>;
   exportIndex?: () => Promise<Uint8Array>;
   importIndex?: (data: Uint8Array) => Promise<number>;
@@ -243,3 +247,25 @@ export class Engine extends EventTarget {
 
 /** Browsers: drops the cached model files (default cache name 'llmkg-models'). */
 export function clearModelCache(name?: string): Promise<boolean>;
+
+/** One model of the catalog (data/models.json): what the `llmkg` CLI and scripts/fetch-models
+ * know by id. Its files live in `<models dir>/<id>/<name>`. */
+export interface CatalogModel {
+  id: string;
+  kind: ModelKind;
+  label: string;
+  files: { name: string; size: number; sha256: string }[];
+  /** scripts/fetch-models' `--only` name. */
+  fetch: string;
+  /** The PyPI packages the files come from. */
+  source: Record<string, unknown>;
+}
+
+/** The catalog's models, in its order. */
+export const models: CatalogModel[];
+/** The ids used when nothing names a model. */
+export const defaultModelIds: Record<ModelKind, string>;
+/** A `loadModel` spec for catalog model `id` with its files at `${base}/${id}/${name}`: `base` is
+ * a directory in Node (e.g. ~/.cache/llmkg/models) or a URL prefix in browsers ('/models').
+ * An id not in the catalog is a `not-found` LlmkgError. */
+export function catalogSpec(id: string, base: string | URL): ModelSpec;

@@ -5,35 +5,44 @@ import { LlmkgError, fromWire, toWire } from './errors.js';
 import { Host, IMMEDIATE } from './host.js';
 
 export { LlmkgError };
+export { models, defaultModelIds, catalogSpec } from './models.js';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 
 export const DEFAULT_MAX_TOKENS = 256;
 
 const platformPromise = isNode ? import('./platform-node.js') : import('./platform-web.js');
-let compiled = null; // Promise<{ [core module name]: WebAssembly.Module }>, shared by every Engine
+// build ('simd' | 'nosimd') -> Promise<{ [core module name]: WebAssembly.Module }>, shared by every Engine
+const compiled = new Map();
 
 export class Engine extends EventTarget {
   #backend;
   #models = new Map(); // id -> kind, in load order: what a respawn loses, and the default models
   /** The calls the loaded component supports (e.g. 'query' once it exports `knowledge`). */
   methods = [];
+  /** Which component runs: 'simd' (SIMD128 kernels) or 'nosimd' (the same sources built without SIMD). */
+  build = 'simd';
 
   /**
-   * @param {{ worker?: boolean, testHooks?: boolean,
+   * @param {{ worker?: boolean, simd?: boolean, testHooks?: boolean,
    *           onProgress?: (p: { file: string, loaded: number, total: number | null }) => void }} [options]
    */
   static async create(options = {}) {
     const platform = await platformPromise;
     const useWorker = options.worker ?? !isNode;
-    compiled ??= platform.compileComponent(options.onProgress).catch((e) => {
-      compiled = null;
-      throw e;
-    });
-    const modules = await compiled;
+    // The SIMD build where this runtime validates SIMD128, else the build without it.
+    const build = (options.simd ?? WebAssembly.validate(SIMD128_PROBE)) ? 'simd' : 'nosimd';
+    if (!compiled.has(build)) {
+      compiled.set(build, platform.compileComponent(options.onProgress, build).catch((e) => {
+        compiled.delete(build);
+        throw e;
+      }));
+    }
+    const modules = await compiled.get(build);
     const engine = new Engine();
+    engine.build = build;
     const Backend = useWorker ? WorkerBackend : InProcessBackend;
-    engine.#backend = new Backend(platform, modules, options, (reason, error) => engine.#respawned(reason, error));
+    engine.#backend = new Backend(platform, modules, { ...options, build }, (reason, error) => engine.#respawned(reason, error));
     engine.methods = await engine.#backend.start();
     // Calls beyond the core set (the knowledge graph's `query`, `search`, `ask`, ...) appear on
     // the engine only when the component exports them. Arguments go to the component as the WIT
@@ -43,6 +52,32 @@ export class Engine extends EventTarget {
     }
     if (options.testHooks) engine.simulateTrap = () => engine.#call('__simulateTrap', []);
     return engine;
+  }
+
+  /**
+   * What this runtime offers, probed without loading the component. `worker` is where
+   * `Engine.create(options)` would run the component with these options.
+   * @param {{ worker?: boolean }} [options]
+   */
+  static capabilities(options = {}) {
+    const nav = globalThis.navigator;
+    const simd128 = WebAssembly.validate(SIMD128_PROBE);
+    const useWorker = options.worker ?? !isNode;
+    return {
+      runtime: isNode ? 'node' : 'browser',
+      simd128,
+      relaxedSimd: WebAssembly.validate(RELAXED_SIMD_PROBE),
+      // The build `Engine.create` picks here unless `simd` says otherwise.
+      build: simd128 ? 'simd' : 'nosimd',
+      // Browsers hide the constructor unless the page is cross-origin isolated (COOP + COEP).
+      sharedArrayBuffer: typeof SharedArrayBuffer === 'function',
+      crossOriginIsolated: typeof globalThis.crossOriginIsolated === 'boolean' ? globalThis.crossOriginIsolated : null,
+      webgpu: !!nav?.gpu,
+      worker: !useWorker ? 'in-process' : isNode ? 'worker-threads' : 'module-worker',
+      // GiB: the browser's rounded hint (Chromium, secure contexts only), Node's total memory.
+      deviceMemory: isNode ? nodeOs.totalmem() / 2 ** 30 : (nav?.deviceMemory ?? null),
+      hardwareConcurrency: nav?.hardwareConcurrency ?? (isNode ? nodeOs.availableParallelism() : null),
+    };
   }
 
   /** True when the component runs in a worker (and an abort or a trap replaces the worker). */
@@ -202,6 +237,21 @@ export class Engine extends EventTarget {
     };
   }
 }
+
+/** The smallest module with one function `() -> v128` whose body is `code`: WebAssembly.validate
+ * of it says whether the runtime has the proposal `code` uses (nothing is compiled). */
+function probeModule(code) {
+  const body = [0x00, ...code, 0x0b]; // no locals, the code, end
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, //       type section: one type, () -> v128
+    0x03, 0x02, 0x01, 0x00, //                         function section: one function of type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body, // code section: one body
+  ]);
+}
+const SPLAT_ZERO = [0x41, 0x00, 0xfd, 0x0f]; // i32.const 0; i8x16.splat
+const SIMD128_PROBE = probeModule(SPLAT_ZERO);
+const RELAXED_SIMD_PROBE = probeModule([...SPLAT_ZERO, ...SPLAT_ZERO, 0xfd, 0x80, 0x02]); // i8x16.relaxed_swizzle
 
 /** Browsers: drops the cached model files (the Cache API entry `loadModel` fills). */
 export async function clearModelCache(name = 'llmkg-models') {
@@ -426,7 +476,7 @@ class WorkerBackend {
       });
     });
     this.#ready.catch(() => {});
-    w.post({ type: 'init', modules: this.#modules, testHooks: !!this.#options.testHooks });
+    w.post({ type: 'init', modules: this.#modules, build: this.#options.build, testHooks: !!this.#options.testHooks });
     return this.#ready;
   }
 
@@ -528,7 +578,11 @@ class WebWorkerAdapter {
 }
 
 let NodeWorker = null;
-if (isNode) ({ Worker: NodeWorker } = await import('node:worker_threads'));
+let nodeOs = null;
+if (isNode) {
+  ({ Worker: NodeWorker } = await import('node:worker_threads'));
+  nodeOs = await import('node:os');
+}
 
 /** worker_threads: unref'd while idle, so an idle engine does not keep Node running. */
 class NodeWorkerAdapter {

@@ -5,33 +5,36 @@ import { fileURLToPath } from 'node:url';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { LlmkgError, fetchModelFile } from './errors.js';
 
-const DIST = new URL('../dist/node/', import.meta.url);
 const CHUNK = 1 << 20;
 
 export const name = 'node';
 
-async function dist(file) {
+/** dist/node/ holds the SIMD build, dist/node-nosimd/ the one without SIMD128. */
+const distDir = (build) => new URL(build === 'nosimd' ? '../dist/node-nosimd/' : '../dist/node/', import.meta.url);
+
+async function dist(file, build) {
   try {
-    return await import(new URL(file, DIST).href);
+    return await import(new URL(file, distDir(build)).href);
   } catch (e) {
-    throw new LlmkgError('internal', `cannot load ${fileURLToPath(new URL(file, DIST))}: run \`npm run build\` in browser-shim/ first (${e.message})`);
+    const how = build === 'nosimd' ? 'build the no-SIMD component (scripts/build at the repository root), then run `npm run build`' : 'run `npm run build` in browser-shim/ first';
+    throw new LlmkgError('internal', `cannot load ${fileURLToPath(new URL(file, distDir(build)))}: ${how} (${e.message})`);
   }
 }
 
 /** Compiles every core module of the transpiled component: { 'llmkg.core.wasm': Module, ... }. */
-export async function compileComponent(onProgress) {
-  const { default: names } = await dist('modules.js');
+export async function compileComponent(onProgress, build = 'simd') {
+  const { default: names, files } = await dist('modules.js', build);
   const modules = {};
   for (const n of names) {
-    const bytes = await readFile(new URL(n, DIST));
+    const bytes = await readFile(new URL(files?.[n] ?? n, distDir(build))); // shared modules are read from dist/web*
     onProgress?.({ file: n, loaded: bytes.length, total: bytes.length });
     modules[n] = await WebAssembly.compile(bytes);
   }
   return modules;
 }
 
-export async function instantiate(modules) {
-  const { instantiate } = await dist('llmkg.js');
+export async function instantiate(modules, build = 'simd') {
+  const { instantiate } = await dist('llmkg.js', build);
   // The component sees no host files, no environment and no arguments.
   const imports = new WASIShim({ sandbox: { preopens: {}, env: {}, args: ['llmkg'] } }).getImportObject();
   return instantiate((path) => modules[path], imports);

@@ -2,7 +2,8 @@
 // bytes come from. Model files are streamed from `fetch` and kept in the Cache API.
 import { LlmkgError, fetchModelFile } from './errors.js';
 
-const DIST = new URL('../dist/web/', import.meta.url);
+/** dist/web/ holds the SIMD build, dist/web-nosimd/ the one without SIMD128. */
+const distDir = (build) => new URL(build === 'nosimd' ? '../dist/web-nosimd/' : '../dist/web/', import.meta.url);
 const WASI = ['cli', 'clocks', 'io', 'random', 'filesystem'];
 
 export const name = 'web';
@@ -10,8 +11,11 @@ export const DEFAULT_CACHE = 'llmkg-models';
 
 /** Compiles every core module of the transpiled component with `compileStreaming` (off the main
  * thread, while it downloads), reporting bytes as they arrive. */
-export async function compileComponent(onProgress) {
-  const { default: names, sizes } = await import(new URL('modules.js', DIST).href);
+export async function compileComponent(onProgress, build = 'simd') {
+  const DIST = distDir(build);
+  const { default: names, sizes } = await import(new URL('modules.js', DIST).href).catch((e) => {
+    throw new LlmkgError('fetch-failed', `loading ${new URL('modules.js', DIST).href}: ${e.message} (did \`npm run build\` run${build === 'nosimd' ? ' with the no-SIMD component built' : ''}?)`);
+  });
   const modules = {};
   await Promise.all(
     names.map(async (n) => {
@@ -35,7 +39,8 @@ export async function compileComponent(onProgress) {
   return modules;
 }
 
-export async function instantiate(modules) {
+export async function instantiate(modules, build = 'simd') {
+  const DIST = distDir(build);
   const { instantiate } = await import(new URL('llmkg.js', DIST).href);
   // The web transpile maps each `wasi:<pkg>/*` import to `./shim/<pkg>.js` (see scripts/build.js);
   // with async instantiation those specifiers are the keys of the import object.

@@ -1,6 +1,6 @@
 // The worker side of the protocol: one component instance (a Host) answering messages, one call
 // at a time, in order:
-//   in:  { type: 'init', modules, testHooks }        -> { type: 'ready', methods }
+//   in:  { type: 'init', modules, build, testHooks } -> { type: 'ready', methods }
 //        { type: 'call', id, method, args }          -> { type: 'piece', id, piece }*,
 //                                                       then { type: 'result', id, value }
 //                                                       or   { type: 'error', id, error }
@@ -40,7 +40,7 @@ export function serve(port, platform) {
   port.onMessage((msg) => {
     switch (msg.type) {
       case 'init':
-        Host.create(platform, msg.modules, { testHooks: msg.testHooks }).then(
+        Host.create(platform, msg.modules, { testHooks: msg.testHooks, build: msg.build }).then(
           (h) => {
             host = h;
             port.post({ type: 'ready', methods: h.methods() });

@@ -2,23 +2,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { defaultModelIds, models } from '../src/models.js';
 
 export const pkgRoot = resolve(import.meta.dirname, '..');
 export const repoRoot = resolve(pkgRoot, '..');
 export const modelsDir = process.env.LLMKG_MODELS || join(homedir(), '.cache', 'llmkg', 'models');
 
-export const SMOLLM2 = {
-  id: 'smollm2-135m-instruct',
-  kind: 'text-generation',
-  dir: 'smollm2-135m-instruct',
-  files: ['SmolLM2-135M-Instruct.Q4_1.gguf'],
-};
-export const MINILM = {
-  id: 'all-minilm-l6-v2',
-  kind: 'embedding',
-  dir: 'all-minilm-l6-v2',
-  files: ['model.safetensors', 'tokenizer.json', 'config.json'],
-};
+/** A catalog model (data/models.json) as the tests use it: files in <models dir>/<dir>/. */
+function catalogModel(id) {
+  const m = models.find((x) => x.id === id);
+  return { id: m.id, kind: m.kind, dir: m.id, files: m.files.map((f) => f.name) };
+}
+export const SMOLLM2 = catalogModel(defaultModelIds['text-generation']);
+export const MINILM = catalogModel(defaultModelIds.embedding);
 
 /** A loadModel spec with file paths (Node) or `/models/...` URLs (the demo server). */
 export function modelSpec(m, base = null) {

@@ -13,8 +13,11 @@ const params = new URLSearchParams(location.search);
 const system = params.get('system');
 const pageThreads = Number(params.get('threads') ?? params.get('workers') ?? 1);
 
-const MINILM_FILES = ['model.safetensors', 'tokenizer.json', 'config.json'];
-const GGUF = '/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf';
+// The default models of the catalog (data/models.json), served from the models dir at /models.
+const { catalogSpec, defaultModelIds } = await import('/src/models.js');
+const MINILM = catalogSpec(defaultModelIds.embedding, '/models');
+const SMOLLM2 = catalogSpec(defaultModelIds['text-generation'], '/models');
+const GGUF = SMOLLM2.files.find((f) => f.name.endsWith('.gguf')).url;
 const status = (text) => (document.getElementById('status').textContent = text);
 
 /** Splits `xs` into `k` contiguous parts of near-equal size (the order is kept). */
@@ -35,12 +38,11 @@ const systems = {
     separate: [],
     async setup({ embed, generate }) {
       const { Engine } = await import('/src/index.js');
-      const minilm = { id: 'all-minilm-l6-v2', kind: 'embedding', files: MINILM_FILES.map((f) => ({ url: `/models/all-minilm-l6-v2/${f}` })) };
-      const load = async (engine) => embed && (await engine.loadModel(minilm, { cache: false }));
+      const load = async (engine) => embed && (await engine.loadModel(MINILM, { cache: false }));
       this.one = await Engine.create();
       await load(this.one);
       // One generation runs in one instance (the component is single-threaded).
-      if (generate) await this.one.loadModel({ id: 'smollm2-135m-instruct', kind: 'text-generation', files: [{ url: GGUF }] }, { cache: false });
+      if (generate) await this.one.loadModel(SMOLLM2, { cache: false });
       if (pageThreads > 1) {
         // The shim's worker pool where it has one (Engine.create({ workers }) and engine.workers);
         // an Engine without it ignores the option, and then N Engines split the batch here.
@@ -62,7 +64,7 @@ const systems = {
     /** Tokens the encoder sees: each text at its own length (llmkg packs, never pads). */
     async batchTokens(texts) {
       let n = 0;
-      for (const t of texts) n += (await this.one.tokenize(t, { model: 'all-minilm-l6-v2', addSpecialTokens: true })).length;
+      for (const t of texts) n += (await this.one.tokenize(t, { model: MINILM.id, addSpecialTokens: true })).length;
       return n;
     },
     async embed(texts, threads) {

@@ -10,8 +10,8 @@ use candle_core::{Device, Module, Tensor, D};
 use candle_nn::kv_cache::KvCache;
 
 use crate::error::Result;
-use crate::text::q4::Q4Matrix;
-use crate::text::q8::{Q8Matrix, QuantizedInput};
+use crate::text::blocks::OwnMatrix;
+use crate::text::q8::QuantizedInput;
 use crate::text::weights::{ConvertedWeights, Weight};
 
 pub struct RmsNorm {
@@ -34,12 +34,11 @@ impl RmsNorm {
     }
 }
 
-/// A weight matrix: Q8_0 and Q4_1 in the fast layouts of [`Q8Matrix`] and [`Q4Matrix`] (where
-/// their SIMD kernels run), anything else through candle; matrices that could not be stacked
-/// into one stay parts whose outputs are concatenated.
+/// A weight matrix: in an own layout where its SIMD kernel runs (see `blocks.rs`), anything
+/// else through candle; matrices that could not be stacked into one stay parts whose outputs
+/// are concatenated.
 pub enum Linear {
-    Q8(Arc<Q8Matrix>),
-    Q4(Arc<Q4Matrix>),
+    Own(Arc<dyn OwnMatrix>),
     Candle(QMatMul),
     Parts(Vec<Linear>),
 }
@@ -47,8 +46,7 @@ pub enum Linear {
 impl Linear {
     pub fn new(w: Weight) -> Result<Self> {
         Ok(match w {
-            Weight::Q8(m) => Linear::Q8(Arc::new(m)),
-            Weight::Q4(m) => Linear::Q4(Arc::new(m)),
+            Weight::Own(m) => Linear::Own(Arc::from(m)),
             Weight::Tensor(t) => Linear::Candle(QMatMul::from_qtensor(t)?),
         })
     }
@@ -68,8 +66,7 @@ impl Linear {
 
     pub fn bytes(&self) -> u64 {
         match self {
-            Linear::Q8(m) => m.bytes(),
-            Linear::Q4(m) => m.bytes(),
+            Linear::Own(m) => m.bytes(),
             Linear::Candle(QMatMul::QTensor(t)) => t.storage_size_in_bytes() as u64,
             Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => (t.elem_count() * t.dtype().size_in_bytes()) as u64,
             Linear::Parts(parts) => parts.iter().map(Linear::bytes).sum(),
@@ -79,8 +76,7 @@ impl Linear {
     /// Output width (rows of the weight matrix).
     pub fn out_len(&self) -> candle_core::Result<usize> {
         match self {
-            Linear::Q8(m) => Ok(m.rows),
-            Linear::Q4(m) => Ok(m.rows),
+            Linear::Own(m) => Ok(m.rows()),
             Linear::Candle(QMatMul::QTensor(t)) => Ok(t.shape().dims2()?.0),
             Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t.dims2()?.0),
             Linear::Parts(parts) => parts.iter().map(Linear::out_len).sum(),
@@ -90,7 +86,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(m) => m.forward(x),
-            Linear::Q8(_) | Linear::Q4(_) => own_kernel_forward(x, std::slice::from_ref(self)),
+            Linear::Own(_) => own_kernel_forward(x, std::slice::from_ref(self)),
             // Own-kernel parts write straight into one output: candle ops cost more in the
             // component than the products of these small matrices.
             Linear::Parts(parts) if parts.iter().all(|p| p.own_kernel().is_some()) => own_kernel_forward(x, parts),
@@ -98,20 +94,11 @@ impl Linear {
         }
     }
 
-    /// (rows, cols) of a matrix with an own kernel.
-    fn own_kernel(&self) -> Option<(usize, usize)> {
+    /// The matrix, if it has an own kernel.
+    fn own_kernel(&self) -> Option<&dyn OwnMatrix> {
         match self {
-            Linear::Q8(m) => Some((m.rows, m.cols)),
-            Linear::Q4(m) => Some((m.rows, m.cols)),
+            Linear::Own(m) => Some(m.as_ref()),
             _ => None,
-        }
-    }
-
-    fn own_matmul(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
-        match self {
-            Linear::Q8(m) => m.matmul_quantized(x, out, stride),
-            Linear::Q4(m) => m.matmul_quantized(x, out, stride),
-            _ => {}
         }
     }
 }
@@ -119,11 +106,12 @@ impl Linear {
 /// `x` (.., cols) through own-kernel matrices side by side (their rows concatenated) over plain
 /// f32 slices.
 fn own_kernel_forward(x: &Tensor, parts: &[Linear]) -> candle_core::Result<Tensor> {
-    let dims: Vec<(usize, usize)> = parts.iter().filter_map(Linear::own_kernel).collect();
-    let cols = dims.first().map_or(0, |d| d.1);
-    let total: usize = dims.iter().map(|d| d.0).sum();
+    let matrices: Vec<&dyn OwnMatrix> = parts.iter().filter_map(Linear::own_kernel).collect();
+    let cols = matrices.first().map_or(0, |m| m.cols());
+    let total: usize = matrices.iter().map(|m| m.rows()).sum();
     let mut shape = x.dims().to_vec();
-    if dims.len() != parts.len() || dims.iter().any(|d| d.1 != cols) || shape.last() != Some(&cols) {
+    if matrices.len() != parts.len() || matrices.iter().any(|m| m.cols() != cols) || shape.last() != Some(&cols) {
+        let dims: Vec<(usize, usize)> = matrices.iter().map(|m| (m.rows(), m.cols())).collect();
         candle_core::bail!("input of shape {shape:?} for weight matrices {dims:?}");
     }
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
@@ -132,9 +120,9 @@ fn own_kernel_forward(x: &Tensor, parts: &[Linear]) -> candle_core::Result<Tenso
     let xs = QuantizedInput::new(&xs);
     let mut out = vec![0f32; n * total];
     let mut offset = 0;
-    for (part, &(rows, _)) in parts.iter().zip(&dims) {
-        part.own_matmul(&xs, &mut out[offset..], total);
-        offset += rows;
+    for m in matrices {
+        m.matmul_quantized(&xs, &mut out[offset..], total);
+        offset += m.rows();
     }
     if let Some(last) = shape.last_mut() {
         *last = total;
@@ -142,13 +130,9 @@ fn own_kernel_forward(x: &Tensor, parts: &[Linear]) -> candle_core::Result<Tenso
     Tensor::from_vec(out, shape, &Device::Cpu)
 }
 
-/// Dequantizes one row of a matrix into a slice.
-type RowLookup<'a> = &'a dyn Fn(usize, &mut [f32]);
-
 /// Token embeddings: rows of the embedding matrix, looked up without dequantizing the table.
 pub enum Embeddings {
-    Q8(Arc<Q8Matrix>),
-    Q4(Arc<Q4Matrix>),
+    Own(Arc<dyn OwnMatrix>),
     Candle(Arc<QTensor>),
 }
 
@@ -157,13 +141,9 @@ impl Embeddings {
     /// embeddings), that matrix sharing its blocks.
     pub fn take_with_tied_output(weights: &mut ConvertedWeights, name: &str) -> Result<(Self, Linear)> {
         Ok(match weights.take(name)? {
-            Weight::Q8(m) => {
-                let m = Arc::new(m);
-                (Embeddings::Q8(m.clone()), Linear::Q8(m))
-            }
-            Weight::Q4(m) => {
-                let m = Arc::new(m);
-                (Embeddings::Q4(m.clone()), Linear::Q4(m))
+            Weight::Own(m) => {
+                let m: Arc<dyn OwnMatrix> = Arc::from(m);
+                (Embeddings::Own(m.clone()), Linear::Own(m))
             }
             Weight::Tensor(t) => {
                 let t = Arc::new(t);
@@ -175,14 +155,13 @@ impl Embeddings {
     pub fn bytes(&self) -> u64 {
         match self {
             Embeddings::Candle(t) => t.storage_size_in_bytes() as u64,
-            Embeddings::Q8(m) => m.bytes(),
-            Embeddings::Q4(m) => m.bytes(),
+            Embeddings::Own(m) => m.bytes(),
         }
     }
 
     /// (tokens, width) rows for `ids`.
     pub fn lookup(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
-        let (rows, cols, row): (usize, usize, RowLookup) = match self {
+        let m = match self {
             Embeddings::Candle(t) => {
                 let rows = t.shape().dims2()?.0;
                 if let Some(bad) = ids.iter().find(|&&id| id as usize >= rows) {
@@ -190,15 +169,15 @@ impl Embeddings {
                 }
                 return t.embedding(&Tensor::new(ids, &Device::Cpu)?);
             }
-            Embeddings::Q8(m) => (m.rows, m.cols, &|i, out| m.row(i, out)),
-            Embeddings::Q4(m) => (m.rows, m.cols, &|i, out| m.row(i, out)),
+            Embeddings::Own(m) => m,
         };
+        let (rows, cols) = (m.rows(), m.cols());
         let mut out = vec![0f32; ids.len() * cols];
         for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(cols)) {
             if id as usize >= rows {
                 candle_core::bail!("token id {id} is outside the embedding table of {rows} rows");
             }
-            row(id as usize, dst);
+            m.row(id as usize, dst);
         }
         Tensor::from_vec(out, (ids.len(), cols), &Device::Cpu)
     }

@@ -1,12 +1,13 @@
 //! Text generation: a loaded GGUF model (weights, tokenizer, chat template) and the
 //! [`Generation`] that streams a completion from it.
 
+pub mod blocks;
 pub mod chat_template;
 pub mod decoder;
 pub mod gemma3;
 pub mod layers;
 pub mod llama;
-pub mod q4;
+pub mod nibbles;
 pub mod q8;
 pub mod sampler;
 pub mod spm;
@@ -28,13 +29,14 @@ use sampler::Sampler;
 use tokenizer::TextTokenizer;
 use weights::WeightLoader;
 
+/// The own layouts (`blocks.rs`) pay off in the component, where their kernels are SIMD128.
+/// The component built without SIMD128 keeps them too (their portable kernels), so it holds the
+/// same weights as the SIMD build and decodes the same tokens. Natively candle's own kernels
+/// beat the portable fallbacks, so native builds keep candle's.
+pub const FAST_KERNELS: bool = cfg!(target_arch = "wasm32");
+
 /// Prompts are run through the model in chunks of this many tokens, which bounds the size of
 /// the attention scores (heads x chunk x context) during prefill.
-/// The own Q8_0 / Q4_1 layouts pay off where their kernels are SIMD (wasm32 + simd128, the
-/// component). Natively candle's own kernels beat the portable fallbacks, so native builds keep
-/// candle's (converting Q4_1 to Q8_0, which candle runs faster).
-pub const FAST_KERNELS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
-
 const PREFILL_CHUNK: usize = 512;
 
 /// Room for the tokenizer (vocabulary, merges) and load-time scratch beyond the weights.

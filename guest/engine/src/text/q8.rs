@@ -16,6 +16,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
 use crate::error::{EngineError, Result};
+use crate::text::blocks::{dtype_kind, BlockKind, OwnMatrix, SubBlock, MAX_SUBS};
 use crate::text::weights::{check_blocks, tensor_blocks, weight_buffer};
 
 const BLOCK: usize = 32;
@@ -34,17 +35,26 @@ impl Q8Matrix {
     /// From a 2-D Q8_0 tensor (rows x cols, rows being outputs).
     pub fn from_qtensor(t: &QTensor) -> Result<Self> {
         let (data, rows, cols) = tensor_blocks(t, GgmlDType::Q8_0)?;
-        Self::from_blocks(&data, rows, cols)
+        let kind = dtype_kind(GgmlDType::Q8_0).ok_or_else(|| EngineError::Internal("no Q8_0 row in the block table".into()))?;
+        Self::from_blocks(kind, &data, rows, cols)
     }
 
-    /// From Q8_0 blocks as a GGUF file holds them.
-    pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        let blocks = rows * check_blocks(GgmlDType::Q8_0, data, rows, cols)?;
+    /// From `kind` blocks (eight-bit sub-blocks with no minimum) as a GGUF file holds them.
+    pub fn from_blocks(kind: &BlockKind, data: &[u8], rows: usize, cols: usize) -> Result<Self> {
+        let blocks = rows * cols / BLOCK;
+        check_blocks(kind.dtype, data, rows, cols)?;
         let mut qs = weight_buffer(rows * cols, rows, cols)?;
         let mut scales = weight_buffer(blocks, rows, cols)?;
-        for block in data.chunks_exact(BLOCK_BYTES) {
-            scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
-            qs.extend(block[2..].iter().map(|&b| b as i8));
+        let mut subs = [SubBlock::default(); MAX_SUBS];
+        for block in data.chunks_exact(kind.dtype.type_size()) {
+            let n = (kind.decode)(block, &mut subs);
+            for sub in &subs[..n] {
+                if sub.min != 0.0 {
+                    return Err(EngineError::Internal(format!("{:?} blocks with minimums in the eight-bit layout", kind.dtype)));
+                }
+                scales.push(sub.scale);
+                qs.extend_from_slice(&sub.q);
+            }
         }
         Ok(Q8Matrix::interleaved(rows, cols, qs, scales))
     }
@@ -100,13 +110,26 @@ impl Q8Matrix {
             i * bpr + b
         }
     }
+}
 
-    pub fn bytes(&self) -> u64 {
+impl OwnMatrix for Q8Matrix {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn bytes(&self) -> u64 {
         (self.qs.len() + self.scales.len() * 4) as u64
     }
 
-    /// Row `i` dequantized (an embedding lookup).
-    pub fn row(&self, i: usize, out: &mut [f32]) {
+    fn type_name(&self) -> String {
+        "Q8_0".into()
+    }
+
+    fn row(&self, i: usize, out: &mut [f32]) {
         for (b, out) in out[..self.cols].chunks_exact_mut(BLOCK).enumerate() {
             let at = self.block_index(i, b);
             let d = self.scales[at];
@@ -116,16 +139,9 @@ impl Q8Matrix {
         }
     }
 
-    /// `out[i][r] = dot(row r, x[i])` for `x` holding whole input vectors of `cols` values.
     /// Each group of four weight rows is read once and used for every input vector, so a
     /// prompt's tokens share one pass over the weights.
-    pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
-        self.matmul_quantized(&QuantizedInput::new(x), out, self.rows)
-    }
-
-    /// As [`Q8Matrix::matmul`], for inputs already quantized, with input i's outputs at
-    /// `out[i * stride..]` (so matrices side by side can fill one output).
-    pub fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
+    fn matmul_quantized(&self, x: &QuantizedInput, out: &mut [f32], stride: usize) {
         let (cols, bpr) = (self.cols, self.cols / BLOCK);
         let n = x.q.len() / cols;
         let (xq, xds) = (&x.q, &x.ds);
@@ -331,37 +347,54 @@ use kernel::{dot1, dot4};
 #[cfg(test)]
 pub(crate) mod check {
     use super::*;
+    use crate::text::blocks::OwnMatrix;
     use candle_core::{Device, Module, Tensor};
 
-    pub const ROWS: usize = 7;
-    pub const COLS: usize = 96;
-    pub const INPUTS: usize = 3;
-
-    /// Test weights quantized to `dtype`, and `INPUTS` input vectors.
-    pub fn inputs(dtype: GgmlDType) -> (QTensor, Vec<f32>) {
-        let w: Vec<f32> = (0..ROWS * COLS).map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0).collect();
-        let x: Vec<f32> = (0..INPUTS * COLS).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
-        (QTensor::quantize(&Tensor::from_vec(w, (ROWS, COLS), &Device::Cpu).unwrap(), dtype).unwrap(), x)
+    /// Test weights (rows x cols) quantized to `dtype`, and `inputs` input vectors of cols.
+    pub fn inputs(dtype: GgmlDType, rows: usize, cols: usize, inputs: usize) -> (QTensor, Vec<f32>) {
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 37.0 * (1.0 + (i / 64 % 3) as f32)).collect();
+        let x: Vec<f32> = (0..inputs * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
+        (QTensor::quantize(&Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap(), dtype).unwrap(), x)
     }
 
-    /// `out` (the kernel's product of `q` and `x`) and `row3` (its dequantized row 3) against
-    /// the exact values.
-    pub fn assert_exact(q: &QTensor, x: &[f32], out: &[f32], row3: &[f32]) {
+    /// The matrix `m` made from `q` against the exact product with `x` (several inputs at once,
+    /// the prompt path; one at a time, the decode path; written side by side with another
+    /// matrix's outputs) and its row 3 against the dequantized row.
+    pub fn assert_kernel(m: &dyn OwnMatrix, q: &QTensor, x: &[f32]) {
+        let (rows, cols) = (m.rows(), m.cols());
+        let n = x.len() / cols;
         let (xq, xd) = quantize(x);
         let x_rounded: Vec<f32> = xq.iter().enumerate().map(|(i, &v)| v as f32 * xd[i / BLOCK]).collect();
         let deq = q.dequantize(&Device::Cpu).unwrap();
         let expected: Vec<f32> = candle_core::quantized::QMatMul::Tensor(deq.clone())
-            .forward(&Tensor::from_vec(x_rounded, (INPUTS, COLS), &Device::Cpu).unwrap())
+            .forward(&Tensor::from_vec(x_rounded, (n, cols), &Device::Cpu).unwrap())
             .unwrap()
             .flatten_all()
             .unwrap()
             .to_vec1()
             .unwrap();
-        for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
-            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "output {i}: {a} vs {b}");
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+        let mut all = vec![0f32; n * rows];
+        m.matmul_quantized(&QuantizedInput::new(x), &mut all, rows);
+        for (i, (a, b)) in all.iter().zip(&expected).enumerate() {
+            assert!(close(*a, *b), "{}: output {i} of {n} inputs at once: {a} vs {b}", m.type_name());
+        }
+        for (i, input) in x.chunks_exact(cols).enumerate() {
+            let mut one = vec![0f32; rows];
+            m.matmul_quantized(&QuantizedInput::new(input), &mut one, rows);
+            for (r, (a, b)) in one.iter().zip(&expected[i * rows..]).enumerate() {
+                assert!(close(*a, *b), "{}: input {i} alone, row {r}: {a} vs {b}", m.type_name());
+            }
+        }
+        let mut wide = vec![0f32; n * (rows + 5)];
+        m.matmul_quantized(&QuantizedInput::new(x), &mut wide[5..], rows + 5);
+        for i in 0..n {
+            assert_eq!(wide[i * (rows + 5) + 5..(i + 1) * (rows + 5)], all[i * rows..(i + 1) * rows]);
         }
         let deq: Vec<f32> = deq.flatten_all().unwrap().to_vec1().unwrap();
-        assert_eq!(row3, &deq[3 * COLS..4 * COLS]);
+        let mut row3 = vec![0f32; cols];
+        m.row(3, &mut row3);
+        assert!(row3.iter().zip(&deq[3 * cols..4 * cols]).all(|(a, b)| a == b), "{}: row 3 differs from the dequantized row", m.type_name());
     }
 }
 
@@ -369,20 +402,18 @@ pub(crate) mod check {
 mod tests {
     use super::check::*;
     use super::*;
+    use crate::text::blocks::{dtype_kind, own_matrix};
 
     #[test]
     fn matmul_matches_the_dequantized_product() {
-        let (q, x) = inputs(GgmlDType::Q8_0);
-        let m = Q8Matrix::from_qtensor(&q).unwrap();
-        let mut out = vec![0f32; INPUTS * ROWS];
-        m.matmul(&x, &mut out);
-        let mut row = vec![0f32; COLS];
-        m.row(3, &mut row);
-        assert_exact(&q, &x, &out, &row);
+        let (q, x) = inputs(GgmlDType::Q8_0, 7, 96, 3);
+        let m = own_matrix(dtype_kind(GgmlDType::Q8_0).unwrap(), &q.data().unwrap(), 7, 96).unwrap();
+        assert_kernel(m.as_ref(), &q, &x);
         // The same matrix made in place from a file's tail.
+        let direct = Q8Matrix::from_qtensor(&q).unwrap();
         let mut file = vec![7u8; 100];
         file.extend_from_slice(&q.data().unwrap());
-        let in_place = Q8Matrix::from_file_tail(file, 100, ROWS, COLS).unwrap();
-        assert_eq!((in_place.qs.as_slice(), in_place.scales.as_slice()), (m.qs.as_slice(), m.scales.as_slice()));
+        let in_place = Q8Matrix::from_file_tail(file, 100, 7, 96).unwrap();
+        assert_eq!((in_place.qs.as_slice(), in_place.scales.as_slice()), (direct.qs.as_slice(), direct.scales.as_slice()));
     }
 }

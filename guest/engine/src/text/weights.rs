@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use crate::error::{EngineError, Result};
 use crate::gguf::TensorInfo;
 use crate::text::decoder::WeightSummary;
-use crate::text::q4::Q4Matrix;
+use crate::text::blocks::{dtype_kind, own_matrix, OwnMatrix};
 use crate::text::q8::Q8Matrix;
 use crate::text::FAST_KERNELS;
 use crate::types::WeightConversion;
@@ -47,10 +47,15 @@ impl WeightLoader {
             // kernel, and Q8_0 is ~4x faster and loses nothing measurable (Q4_0 does lose
             // quality on SmolLM2). K-quants too in the component, where candle's K-quant
             // kernels are scalar (natively they are AVX2 and stay).
+            // Where this build has SIMD kernels (the component), the block types in the
+            // table are multiplied as they are; the others are converted to Q8_0, which loses
+            // nothing measurable (candle's kernels for them are scalar in wasm). Natively
+            // candle's kernels run the rest, with Q4_1 and Q5 as Q8_0, which candle runs
+            // faster.
             WeightConversion::Auto => match dtype {
-                GgmlDType::Q4_1 if FAST_KERNELS => None,
+                _ if FAST_KERNELS && dtype_kind(dtype).is_some() => None,
+                GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q6K if FAST_KERNELS => Some(GgmlDType::Q8_0),
                 GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1 => Some(GgmlDType::Q8_0),
-                GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K if FAST_KERNELS => Some(GgmlDType::Q8_0),
                 _ => None,
             },
             WeightConversion::Q8_0 => Some(GgmlDType::Q8_0),
@@ -85,7 +90,7 @@ impl WeightLoader {
                     converted.insert(t.name.clone(), tensor);
                 }
                 bytes.truncate(info.start + info.len);
-                let weight = Weight::Q8(Q8Matrix::from_file_tail(bytes, info.start, rows, cols)?);
+                let weight = Weight::Own(Box::new(Q8Matrix::from_file_tail(bytes, info.start, rows, cols)?));
                 self.record(info, &weight);
                 converted.insert(info.name.clone(), weight);
                 break;
@@ -99,10 +104,10 @@ impl WeightLoader {
     }
 
     /// (rows, cols) of a tensor whose blocks an own kernel multiplies as they are, so they go
-    /// straight from the file to its layout: a matrix in Q4_1 or Q8_0, kept, in a build with
-    /// the kernels.
+    /// straight from the file to its layout: a matrix of a type in the block table, kept, in a
+    /// build with the kernels.
     pub fn own_layout(&self, info: &TensorInfo) -> Option<(usize, usize)> {
-        let kept = self.target(info.dtype, &info.dims).is_none() && matches!(info.dtype, GgmlDType::Q4_1 | GgmlDType::Q8_0);
+        let kept = self.target(info.dtype, &info.dims).is_none() && dtype_kind(info.dtype).is_some();
         match info.shape()[..] {
             [rows, cols] if FAST_KERNELS && kept => Some((rows, cols)),
             _ => None,
@@ -121,9 +126,8 @@ impl WeightLoader {
         let shape = info.shape();
         let matrix = FAST_KERNELS && shape.len() == 2;
         let target = self.target(info.dtype, &info.dims);
-        let weight = match (self.own_layout(info), info.dtype) {
-            (Some((rows, cols)), GgmlDType::Q4_1) => Weight::Q4(Q4Matrix::from_blocks(raw, rows, cols)?),
-            (Some((rows, cols)), GgmlDType::Q8_0) => Weight::Q8(Q8Matrix::from_blocks(raw, rows, cols)?),
+        let weight = match (self.own_layout(info), dtype_kind(info.dtype)) {
+            (Some((rows, cols)), Some(kind)) => Weight::Own(own_matrix(kind, raw, rows, cols)?),
             _ => {
                 let source = raw_qtensor(raw, info.dtype, shape)
                     .map_err(|e| EngineError::InvalidModel(format!("{file_name}: tensor {name}: {e}")))?;
@@ -137,7 +141,7 @@ impl WeightLoader {
                     }
                 };
                 if matrix && held.dtype() == GgmlDType::Q8_0 {
-                    Weight::Q8(Q8Matrix::from_qtensor(&held)?)
+                    Weight::Own(Box::new(Q8Matrix::from_qtensor(&held)?))
                 } else {
                     Weight::Tensor(held)
                 }
@@ -173,18 +177,16 @@ pub fn dtype_name(dtype: GgmlDType) -> String {
 }
 
 /// One tensor as held: in the layout of an own SIMD kernel where this build has one for its
-/// block type, else a candle QTensor.
+/// block type (see `blocks.rs`), else a candle QTensor.
 pub enum Weight {
-    Q4(Q4Matrix),
-    Q8(Q8Matrix),
+    Own(Box<dyn OwnMatrix>),
     Tensor(QTensor),
 }
 
 impl Weight {
     pub fn bytes(&self) -> u64 {
         match self {
-            Weight::Q4(m) => m.bytes(),
-            Weight::Q8(m) => m.bytes(),
+            Weight::Own(m) => m.bytes(),
             Weight::Tensor(t) => t.storage_size_in_bytes() as u64,
         }
     }
@@ -192,16 +194,14 @@ impl Weight {
     /// Values per row of a matrix.
     fn cols(&self) -> Result<usize> {
         Ok(match self {
-            Weight::Q4(m) => m.cols,
-            Weight::Q8(m) => m.cols,
+            Weight::Own(m) => m.cols(),
             Weight::Tensor(t) => t.shape().dims2()?.1,
         })
     }
 
     fn type_name(&self) -> String {
         match self {
-            Weight::Q4(_) => dtype_name(GgmlDType::Q4_1),
-            Weight::Q8(_) => dtype_name(GgmlDType::Q8_0),
+            Weight::Own(m) => m.type_name(),
             Weight::Tensor(t) => dtype_name(t.dtype()),
         }
     }
@@ -248,7 +248,7 @@ impl ConvertedWeights {
             // The own layouts stay apart: stacking them would copy every matrix into a new
             // allocation that the holes left by the file cannot hold, growing linear memory by
             // a fifth; separate passes cost next to nothing (one more input quantization).
-            [Weight::Q4(_) | Weight::Q8(_), ..] => Ok(Err(parts)),
+            [Weight::Own(_), ..] => Ok(Err(parts)),
             [Weight::Tensor(first), ..] if parts.iter().all(|p| matches!(p, Weight::Tensor(t) if t.dtype() == first.dtype())) => {
                 let dtype = first.dtype();
                 let mut rows = 0;

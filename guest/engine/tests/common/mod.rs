@@ -19,13 +19,22 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
+/// Where the model catalog (data/models.json) puts `id`'s files: `<models dir>/<id>/<name>`.
+pub fn catalog_files(id: &str) -> Vec<PathBuf> {
+    let catalog: serde_json::Value = serde_json::from_str(include_str!("../../../../data/models.json")).unwrap();
+    let model = catalog["models"].as_array().unwrap().iter().find(|m| m["id"] == id);
+    let model = model.unwrap_or_else(|| panic!("{id} is not in data/models.json"));
+    let names = model["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap());
+    names.map(|name| models_dir().join(id).join(name)).collect()
+}
+
 fn read(path: PathBuf) -> ModelFile {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-models)", path.display()));
     ModelFile { name: path.file_name().unwrap().to_string_lossy().into_owned(), bytes }
 }
 
 pub fn smollm2_file() -> ModelFile {
-    read(models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    read(catalog_files("smollm2-135m-instruct").remove(0))
 }
 
 pub fn engine_with_smollm2() -> Engine {
@@ -35,7 +44,7 @@ pub fn engine_with_smollm2() -> Engine {
 }
 
 pub fn gemma3_file() -> ModelFile {
-    read(models_dir().join("gemma3-270m/gemma-3-270m-q4_k_m.gguf"))
+    read(catalog_files(GEMMA3).remove(0))
 }
 
 pub fn engine_with_gemma3() -> Engine {
@@ -45,8 +54,7 @@ pub fn engine_with_gemma3() -> Engine {
 }
 
 pub fn minilm_files() -> Vec<ModelFile> {
-    let dir = models_dir().join("all-minilm-l6-v2");
-    ["model.safetensors", "tokenizer.json", "config.json"].iter().map(|f| read(dir.join(f))).collect()
+    catalog_files("all-minilm-l6-v2").into_iter().map(read).collect()
 }
 
 pub fn engine_with_minilm() -> Engine {
