@@ -37,7 +37,7 @@ if (ONLY !== 'chromium') {
 }
 
 if (ONLY !== 'node') {
-  report.chromiumVersion = execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).trim();
+  report.chromiumVersion = execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   const server = await startServer({ port: 0 });
   const browser = await launch();
   try {

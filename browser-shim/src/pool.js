@@ -198,13 +198,16 @@ export class PoolBackend {
 
   #load(request, { signal, onPiece }) {
     const control = { cancel: null, cancelled: false };
-    const result = this.#enqueue(async () => {
+    const job = this.#enqueue(async () => {
       const info = await this.#upload(this.#members, request, { signal, onPiece, control });
       this.#models.delete(request.id);
       this.#models.set(request.id, request);
       return info;
     });
-    return { result, cancel: () => (control.cancelled = true, control.cancel?.()) };
+    job.catch(() => {});
+    // An abort while the load still waits for the one before it fails it at once.
+    const result = signal ? Promise.race([job, new Promise((_, reject) => signal.addEventListener('abort', () => reject(abortError(signal)), { once: true }))]) : job;
+    return { result, cancel: () => ((control.cancelled = true), control.cancel?.()) };
   }
 
   async #unload(id) {
