@@ -269,11 +269,11 @@ export class PoolBackend {
         };
         uploads.push(u);
       }
-      for (let i = 0; i < sources.length; i++) {
+      sending: for (let i = 0; i < sources.length; i++) {
         for await (const chunk of sources[i].chunks()) {
           if (aborted()) throw aborted();
           const live = uploads.filter((u) => u.live);
-          if (!live.length) break;
+          if (!live.length) break sending; // every target failed: their results say why
           for (const u of live) {
             // A copy each: Node's reader reuses its buffer, the browser's chunk is shared with
             // the Cache API's copy; the copy is transferred, not cloned again.
