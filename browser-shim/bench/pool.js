@@ -63,7 +63,8 @@ if (process.argv.includes('--json')) {
     const pool = r.results[`workers: ${WORKERS}`].sentencesPerS;
     console.log(`${where}${where === 'chromium' && report.chromiumVersion ? ` ${report.chromiumVersion}` : ''}:`);
     for (const [name, x] of Object.entries(r.results)) console.log(`  ${name.padEnd(12)} ${x.sentencesPerS.toFixed(1).padStart(7)} sentences/s   rounds: ${x.rounds.map((v) => v.toFixed(0)).join(' ')}`);
-    console.log(`  ratio workers: ${WORKERS} / workers: 1 = ${(pool / base).toFixed(2)}x; vectors ${r.identical ? 'identical' : `differ (max |diff| ${r.maxAbsDiff})`}`);
+    const perRound = r.results[`workers: ${WORKERS}`].rounds.map((v, i) => v / r.results['workers: 1'].rounds[i]);
+    console.log(`  ratio workers: ${WORKERS} / workers: 1 = ${(pool / base).toFixed(2)}x (of the medians; per round: ${perRound.map((x) => x.toFixed(2)).join(' ')}); vectors ${r.identical ? 'identical' : `differ (max |diff| ${r.maxAbsDiff})`}`);
   }
   console.log(`after:  ${report.uptimeAfter}`);
 }
