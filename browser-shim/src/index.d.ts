@@ -144,9 +144,41 @@ export type BuildInfo = WitIntrospect.BuildReport;
 
 export interface RespawnDetail {
   reason: 'abort' | 'trap' | 'crash';
-  /** Models that were loaded and are gone. Nothing is reloaded automatically. */
+  /** Models that were loaded and are gone. Nothing is reloaded automatically. In a pool this is
+   * empty: the pool loads its models into the new worker itself (see `reloading`). */
   lostModels: string[];
   error: string;
+  /** Pool only: which worker was replaced (0-based). */
+  worker?: number;
+  /** Pool only: the models the pool is loading into the new worker (a `reload` event follows). */
+  reloading?: string[];
+}
+
+/** Pool only: a replaced worker holds the pool's models again (or `error` says why not all). */
+export interface ReloadDetail {
+  worker: number;
+  models: string[];
+  error: string | null;
+}
+
+export interface EngineStats {
+  /** null unless `embeddingCache` is set. `hits`/`misses` count texts. */
+  embeddingCache: { capacity: number; entries: number; hits: number; misses: number } | null;
+  /** null unless `workers` > 1. */
+  pool: {
+    /** Model files opened on the main thread (each is read once per load, whatever the pool size). */
+    fileReads: number;
+    workers: {
+      /** Calls sent to this worker, by method ('embed' counts slices). */
+      calls: Record<string, number>;
+      inFlight: number;
+      /** Models uploaded into this worker (loads and reloads). */
+      uploads: number;
+      respawns: number;
+      models: string[];
+      reloading: string[];
+    }[];
+  } | null;
 }
 
 /** What `Engine.capabilities()` found in this runtime. */
@@ -180,6 +212,13 @@ export interface EngineOptions {
    * same engine built without it (dist/*-nosimd). `false` forces the fallback; `true` the SIMD
    * build (which then fails to compile where SIMD128 is missing). */
   simd?: boolean;
+  /** Component instances, each in its own worker (default 1: as `worker` says). 'auto': the
+   * hardware's threads (navigator.hardwareConcurrency / os.availableParallelism()), at most 8.
+   * Above 1, Node uses worker_threads too (`worker: false` is then an error). */
+  workers?: number | 'auto';
+  /** Keep this many recent embeddings (keyed by model id and text) and answer repeats from
+   * them. Default 0: off. */
+  embeddingCache?: number;
   /** Progress of the component's own download and compile (first Engine only). */
   onProgress?: (p: { file: string; loaded: number; total: number | null }) => void;
   /** Adds `simulateTrap()`, for tests of trap recovery. */
@@ -198,9 +237,14 @@ export class Engine extends EventTarget {
   readonly build: 'simd' | 'nosimd';
   /** The calls this component supports (the knowledge calls appear when it exports `knowledge`). */
   readonly methods: string[];
-  /** True when the component runs in a worker. */
+  /** True when the component runs in a worker (or a pool of them). */
   readonly inWorker: boolean;
+  /** How many component instances serve this engine (`workers`). */
+  readonly workers: number;
+  stats(): EngineStats;
 
+  /** Concurrent calls for one id share one load (without a signal: the same promise); a call for
+   * an id being loaded from other files or options is `invalid-input`. */
   loadModel(spec: ModelSpec, opts?: { onProgress?: (p: LoadProgress) => void; signal?: AbortSignal; cache?: string | false }): Promise<ModelInfo>;
   unloadModel(id: string): Promise<void>;
   listModels(): Promise<ModelInfo[]>;
@@ -242,6 +286,7 @@ export class Engine extends EventTarget {
   simulateTrap?: () => Promise<never>;
 
   addEventListener(type: 'respawn', listener: (e: CustomEvent<RespawnDetail>) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: 'reload', listener: (e: CustomEvent<ReloadDetail>) => void, options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
 }
 

@@ -1,8 +1,11 @@
 // llmkg for JavaScript: the llmkg component (jco-transpiled) behind one small API, the same in
 // Node and browsers. The component runs in a module Web Worker (browsers, by default), a
-// worker_threads Worker (Node, `worker: true`) or in-process (Node, by default).
+// worker_threads Worker (Node, `worker: true`) or in-process (Node, by default); with
+// `workers: N` in a pool of N workers (src/pool.js).
+import { EmbeddingCache } from './embedding-cache.js';
 import { LlmkgError, fromWire, toWire } from './errors.js';
 import { Host, IMMEDIATE } from './host.js';
+import { PoolBackend, resolveWorkers } from './pool.js';
 
 export { LlmkgError };
 export { models, defaultModelIds, catalogSpec } from './models.js';
@@ -18,17 +21,22 @@ const compiled = new Map();
 export class Engine extends EventTarget {
   #backend;
   #models = new Map(); // id -> kind, in load order: what a respawn loses, and the default models
+  #loading = new Map(); // id -> the load in progress, which concurrent loadModel calls share
+  #embeddings = null; // EmbeddingCache, with `embeddingCache: size`
   /** The calls the loaded component supports (e.g. 'query' once it exports `knowledge`). */
   methods = [];
   /** Which component runs: 'simd' (SIMD128 kernels) or 'nosimd' (the same sources built without SIMD). */
   build = 'simd';
 
   /**
-   * @param {{ worker?: boolean, simd?: boolean, testHooks?: boolean,
+   * @param {{ worker?: boolean, simd?: boolean, workers?: number | 'auto', embeddingCache?: number, testHooks?: boolean,
    *           onProgress?: (p: { file: string, loaded: number, total: number | null }) => void }} [options]
    */
   static async create(options = {}) {
     const platform = await platformPromise;
+    const workers = await resolveWorkers(options.workers, isNode);
+    if (workers > 1 && options.worker === false) throw new LlmkgError('invalid-input', `workers: ${options.workers} runs the component in workers; it cannot be combined with worker: false`);
+    const embeddings = EmbeddingCache.fromOption(options.embeddingCache);
     const useWorker = options.worker ?? !isNode;
     // The SIMD build where this runtime validates SIMD128, else the build without it.
     const build = (options.simd ?? WebAssembly.validate(SIMD128_PROBE)) ? 'simd' : 'nosimd';
@@ -41,8 +49,15 @@ export class Engine extends EventTarget {
     const modules = await compiled.get(build);
     const engine = new Engine();
     engine.build = build;
-    const Backend = useWorker ? WorkerBackend : InProcessBackend;
-    engine.#backend = new Backend(platform, modules, { ...options, build }, (reason, error) => engine.#respawned(reason, error));
+    engine.#embeddings = embeddings;
+    const backendOptions = { ...options, build };
+    if (workers > 1) {
+      const emit = (type, detail) => engine.dispatchEvent(new CustomEvent(type, { detail }));
+      engine.#backend = new PoolBackend(platform, workers, (onRespawn) => new WorkerBackend(platform, modules, backendOptions, onRespawn), emit);
+    } else {
+      const Backend = useWorker ? WorkerBackend : InProcessBackend;
+      engine.#backend = new Backend(platform, modules, backendOptions, (reason, error) => engine.#respawned(reason, error));
+    }
     engine.methods = await engine.#backend.start();
     // Calls beyond the core set (the knowledge graph's `query`, `search`, `ask`, ...) appear on
     // the engine only when the component exports them. Arguments go to the component as the WIT
@@ -82,16 +97,39 @@ export class Engine extends EventTarget {
 
   /** True when the component runs in a worker (and an abort or a trap replaces the worker). */
   get inWorker() {
-    return this.#backend instanceof WorkerBackend;
+    return this.#backend instanceof WorkerBackend || this.#backend instanceof PoolBackend;
+  }
+
+  /** How many component instances (workers) serve this engine. */
+  get workers() {
+    return this.#backend instanceof PoolBackend ? this.#backend.size : 1;
+  }
+
+  /** Counters: the embedding cache's (null when off) and the pool's (null without one). */
+  stats() {
+    return {
+      embeddingCache: this.#embeddings?.stats() ?? null,
+      pool: this.#backend instanceof PoolBackend ? this.#backend.stats() : null,
+    };
   }
 
   /**
-   * Loads a model by streaming its files into the component chunk by chunk.
+   * Loads a model by streaming its files into the component chunk by chunk. Calls for an id
+   * that is already loading share that load (without a signal: the very same promise).
    * @param {{ id: string, kind: 'text-generation' | 'embedding', files: { name?: string, url: string | URL }[],
    *           conversion?: string, contextLength?: number }} spec
    * @param {{ onProgress?: (p: object) => void, signal?: AbortSignal, cache?: string | false }} [opts]
    */
-  async loadModel(spec, { onProgress, signal, cache } = {}) {
+  loadModel(spec, { onProgress, signal, cache } = {}) {
+    try {
+      if (signal?.aborted) throw abortError(signal);
+      return this.#loadShared(spec, onProgress, signal, cache);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #loadShared(spec, onProgress, signal, cache) {
     const files = (spec.files ?? []).map((f) => {
       const url = resolveUrl(f.url);
       return { name: f.name ?? basename(url), url };
@@ -103,14 +141,34 @@ export class Engine extends EventTarget {
       options: { conversion: spec.conversion ?? 'auto', contextLength: spec.contextLength },
       cache,
     };
-    const info = await this.#call('loadModel', [request], { signal, onPiece: onProgress });
-    this.#models.delete(info.id);
-    this.#models.set(info.id, info.kind);
-    return modelInfo(info);
+    const key = JSON.stringify([request.kind, files, request.options]);
+    let load = this.#loading.get(request.id);
+    if (load && load.key !== key) {
+      return Promise.reject(new LlmkgError('invalid-input', `loadModel(${request.id}): this id is being loaded from other files or with other options; await that load first`));
+    }
+    if (!load) {
+      load = new SharedLoad(key, (loadSignal, onPiece) => this.#call('loadModel', [request], { signal: loadSignal, onPiece }));
+      this.#loading.set(request.id, load);
+      load.promise = load.promise.then(
+        (info) => {
+          this.#loading.delete(request.id);
+          this.#embeddings?.forget(info.id);
+          this.#models.delete(info.id);
+          this.#models.set(info.id, info.kind);
+          return modelInfo(info);
+        },
+        (e) => {
+          this.#loading.delete(request.id);
+          throw e;
+        },
+      );
+    }
+    return load.join(onProgress, signal);
   }
 
   async unloadModel(id) {
     await this.#call('unloadModel', [id]);
+    this.#embeddings?.forget(id);
     this.#models.delete(id);
   }
 
@@ -140,7 +198,25 @@ export class Engine extends EventTarget {
   /** @param {string | string[]} texts  @returns {Promise<Float32Array[]>} */
   embed(texts, { model, signal } = {}) {
     const list = typeof texts === 'string' ? [texts] : texts;
+    if (this.#embeddings && Array.isArray(list)) return this.#cachedEmbed(list, model, signal);
     return this.#callWith('embed', () => [model ?? this.#defaultModel('embedding'), list], { signal });
+  }
+
+  /** Texts the cache holds are answered from it; the others go to the component in one call. */
+  async #cachedEmbed(list, model, signal) {
+    const id = model ?? this.#defaultModel('embedding');
+    const cache = this.#embeddings;
+    const out = list.map((t) => cache.get(id, t));
+    const missing = [...new Set(list.filter((_, i) => !out[i]))];
+    if (missing.length) {
+      const version = cache.version;
+      const vectors = await this.#call('embed', [id, missing], { signal });
+      const got = new Map(missing.map((t, i) => [t, vectors[i]]));
+      for (const [t, v] of got) cache.set(id, t, v, version);
+      list.forEach((t, i) => (out[i] ??= got.get(t)));
+    }
+    // Copies: a caller that writes into a vector must not change the cached one.
+    return out.map((v) => new Float32Array(v));
   }
 
   tokenize(text, { model, addSpecialTokens = false } = {}) {
@@ -202,6 +278,7 @@ export class Engine extends EventTarget {
   /** The backend replaced the instance: every model is gone. Returns what was lost. */
   #respawned(reason, error) {
     const lostModels = [...this.#models.keys()];
+    for (const id of lostModels) this.#embeddings?.forget(id);
     this.#models.clear();
     this.dispatchEvent(new CustomEvent('respawn', { detail: { reason, lostModels, error } }));
     return lostModels;
@@ -293,6 +370,47 @@ function resolveUrl(url) {
 
 function basename(url) {
   return decodeURIComponent(String(url).split(/[?#]/)[0].split(/[\\/]/).pop());
+}
+
+/** One load that concurrent `loadModel` calls for an id share: each caller's progress callback
+ * gets the reports; an aborted caller leaves it, and the last one to leave aborts the load. */
+class SharedLoad {
+  #listeners = new Set();
+  #callers = 0;
+  #controller = new AbortController();
+
+  constructor(key, start) {
+    this.key = key;
+    this.promise = start(this.#controller.signal, (p) => this.#listeners.forEach((fn) => fn(p)));
+  }
+
+  join(onProgress, signal) {
+    if (onProgress) this.#listeners.add(onProgress);
+    this.#callers++;
+    const leave = () => {
+      this.#listeners.delete(onProgress);
+      this.#callers--;
+    };
+    if (!signal) {
+      this.promise.then(leave, leave);
+      return this.promise;
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        leave();
+        // The last caller aborts the load itself and gets its error (with `respawned`); an
+        // earlier one leaves it running for the others.
+        if (this.#callers === 0) this.#controller.abort(signal.reason);
+        else reject(abortError(signal));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.promise.then(
+        (v) => (signal.removeEventListener('abort', onAbort), leave(), resolve(v)),
+        (e) => (signal.removeEventListener('abort', onAbort), signal.aborted || leave(), reject(e)),
+      );
+    });
+  }
 }
 
 /** A streamed generation: async-iterable pieces of text, then `completion`. Leaving the loop
@@ -442,6 +560,7 @@ class WorkerBackend {
   #pending = new Map(); // id -> { onPiece, resolve, reject }
   #nextId = 1;
   #closed = false;
+  #epoch = 0; // which worker: one more after each respawn
 
   constructor(platform, modules, options, onRespawn) {
     this.#platform = platform;
@@ -454,7 +573,18 @@ class WorkerBackend {
     return (await this.#spawn()).methods;
   }
 
+  get epoch() {
+    return this.#epoch;
+  }
+
+  /** Posts a message that is not a call (a pool's model bytes, src/pool.js) to the worker of
+   * `epoch`, once it is ready; dropped when that worker has been replaced. */
+  postData(epoch, message, transfer = []) {
+    this.#ready.then(() => epoch === this.#epoch && this.#worker?.post(message, transfer)).catch(() => {});
+  }
+
   #spawn() {
+    this.#epoch++;
     const w = isNode ? new NodeWorkerAdapter(new URL('./worker-node.js', import.meta.url)) : new WebWorkerAdapter(new URL('./worker.js', import.meta.url));
     this.#worker = w;
     let started = false;
@@ -557,8 +687,8 @@ class WebWorkerAdapter {
   constructor(url) {
     this.w = new Worker(url, { type: 'module', name: 'llmkg' });
   }
-  post(m) {
-    this.w.postMessage(m);
+  post(m, transfer) {
+    this.w.postMessage(m, transfer);
   }
   onMessage(fn) {
     this.w.addEventListener('message', (e) => fn(e.data));
@@ -590,8 +720,8 @@ class NodeWorkerAdapter {
     this.w = new NodeWorker(url);
     this.w.unref();
   }
-  post(m) {
-    this.w.postMessage(m);
+  post(m, transfer) {
+    this.w.postMessage(m, transfer);
   }
   onMessage(fn) {
     this.w.on('message', fn);
