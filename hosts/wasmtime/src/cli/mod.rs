@@ -65,7 +65,7 @@ impl GlobalArgs {
 /// `--conversion`: what to do with weight blocks that have no SIMD kernel.
 #[derive(ValueEnum, Debug, Clone, Copy, Default)]
 pub enum Conversion {
-    /// Keep block types with a SIMD kernel (Q8_0, Q4_1 in the component), convert the rest to Q8_0.
+    /// Keep block types with a SIMD kernel (in the component Q4_0/Q4_1/Q4_K, Q5_0/Q5_1/Q5_K, Q8_0), convert the rest to Q8_0.
     #[default]
     Auto,
     Keep,
