@@ -137,6 +137,7 @@ fn hostile_chat_templates_are_invalid_input_within_seconds() {
                 let (case, message) = assert_typed(&e, name);
                 assert_eq!(case, "invalid-input", "{name}: {message}");
                 assert!(message.contains("chat template"), "{name}: {message}");
+                eprintln!("{name}: {case} in {took:.2?}: {message}");
             }
             // `set` inside a loop is scoped to one iteration: nothing grows.
             Ok(_) if name.contains("doubled") => {}

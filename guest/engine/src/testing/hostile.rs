@@ -80,10 +80,22 @@ pub fn chat_templates() -> Vec<(&'static str, &'static str)> {
         ("a string doubled 40 times", "{% set s = 'x' %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}{{ s|length }}"),
         ("a string repeated 10^9 times", "{{ 'x' * 1000000000 }}"),
         ("raise_exception", "{{ raise_exception('this template refuses every chat') }}"),
+        // Growth that fuel alone does not bound (few steps, many bytes): text::template_budget.
+        (
+            "a string grown 2^40 times through a namespace",
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+        ),
+        (
+            "a megabyte grown 2^12 times through macro arguments",
+            "{% macro d(s, n) %}{% if n > 0 %}{{ d(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}{% endmacro %}{{ d('x' * 1000000, 12) }}",
+        ),
+        (
+            "a string squared by replace",
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s|replace('a', ns.s) %}{% endfor %}",
+        ),
+        ("an indent of 10^9", "{{ 'x'|indent(1000000000) }}"),
+        ("a list of a list nested 100,000 deep", "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l }}"),
+        ("a namespace holding itself", "{% set ns = namespace() %}{% set ns.me = ns %}{{ ns ~ '' }}"),
+        ("a template including itself", "{% include 'chat' %}"),
     ]
 }
-
-/// A template whose string grows to 2^40 bytes through a namespace (minijinja bounds neither
-/// `~` nor fuel per byte; see docs/LIMITS.md).
-pub const STRING_DOUBLING_IN_NAMESPACE: &str =
-    "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}";

@@ -27,26 +27,11 @@ fn fallback_template(architecture: &str) -> &'static str {
 /// Limits on rendering, since a template is a program that comes with the model file: fuel
 /// (minijinja's instruction count; real chat templates use a few thousand per message), nested
 /// macro and include calls (each level is several frames of the wasm stack), and the size of
-/// the prompt written (far above any context length). docs/LIMITS.md has the measurements.
+/// the prompt written (far above any context length); bytes built are bounded by
+/// [`super::template_budget`]. docs/LIMITS.md has the measurements.
 pub const TEMPLATE_FUEL: u64 = 20_000_000;
 pub const TEMPLATE_RECURSION: usize = 64;
 pub const TEMPLATE_OUTPUT: usize = 16 << 20;
-
-/// Collects the rendered prompt, refusing to grow past [`TEMPLATE_OUTPUT`].
-struct Capped(Vec<u8>);
-
-impl std::io::Write for Capped {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.0.len() + buf.len() > TEMPLATE_OUTPUT {
-            return Err(std::io::Error::other(format!("the rendered prompt would exceed {} MiB", TEMPLATE_OUTPUT >> 20)));
-        }
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -78,8 +63,8 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_recursion_limit(TEMPLATE_RECURSION);
-        // HF templates call Python string methods (.strip(), .startswith(), ...).
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // Checks against a byte budget, and Python string methods (.strip(), .startswith(), ...).
+        super::template_budget::install(&mut env);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
@@ -107,25 +92,25 @@ impl ChatTemplate {
         }
         rendered.extend(messages.iter().map(|m| Message { role: &m.role, content: &m.content }));
         let messages = rendered;
-        let template = self.env.get_template("chat").map_err(|e| EngineError::Internal(e.to_string()))?;
-        let mut out = Capped(Vec::new());
-        template
-            .render_captured_to(
-                context! {
-                    messages => messages,
-                    add_generation_prompt => true,
-                    bos_token => self.bos_token,
-                    eos_token => self.eos_token,
-                },
-                &mut out,
-            )
-            .map_err(|e| {
-                let limit = match e.kind() {
-                    ErrorKind::OutOfFuel => format!(" (its budget is {TEMPLATE_FUEL} steps)"),
-                    _ => String::new(),
-                };
-                EngineError::InvalidInput(format!("rendering the chat template (tokenizer.chat_template): {e}{limit}"))
-            })?;
-        String::from_utf8(out.0).map_err(|e| EngineError::InvalidInput(format!("the chat template rendered invalid UTF-8: {e}")))
+        let context = context! {
+            messages => messages,
+            add_generation_prompt => true,
+            bos_token => self.bos_token,
+            eos_token => self.eos_token,
+        };
+        let prompt = super::template_budget::render(&self.env, "chat", context).map_err(|e| {
+            let limit = match e.kind() {
+                ErrorKind::OutOfFuel => format!(" (its budget is {TEMPLATE_FUEL} steps)"),
+                _ => String::new(),
+            };
+            EngineError::InvalidInput(format!("rendering the chat template (tokenizer.chat_template): {e}{limit}"))
+        })?;
+        if prompt.len() > TEMPLATE_OUTPUT {
+            return Err(EngineError::InvalidInput(format!(
+                "rendering the chat template (tokenizer.chat_template): the rendered prompt would exceed {} MiB",
+                TEMPLATE_OUTPUT >> 20
+            )));
+        }
+        Ok(prompt)
     }
 }

@@ -11,6 +11,7 @@ pub mod nibbles;
 pub mod q8;
 pub mod sampler;
 pub mod spm;
+pub mod template_budget;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod simd;
 pub mod tokenizer;
