@@ -192,6 +192,12 @@ fn format_padding(format: &str) -> usize {
         .fold(0usize, usize::saturating_add)
 }
 
+/// A count from a template as a size: numbers past the address space saturate, so on wasm32 too
+/// the budget (not a conversion error) is what refuses them.
+fn to_usize(count: u64) -> usize {
+    usize::try_from(count).unwrap_or(usize::MAX)
+}
+
 /// What `text.replace(from, to)` will take.
 fn replaced_bytes(text: &str, from: &str, to: &str) -> usize {
     let occurrences = if from.is_empty() { text.chars().count() + 1 } else { text.matches(from).count() };
@@ -227,18 +233,20 @@ pub fn install(env: &mut Environment<'static>) {
 
     env.add_filter(
         "indent",
-        |value: StringInput, width: Option<usize>, first: Option<bool>, blank: Option<bool>, kwargs: Kwargs| {
+        |value: StringInput, width: Option<u64>, first: Option<bool>, blank: Option<bool>, kwargs: Kwargs| {
             let lines = value.as_str().lines().count() + 1;
-            let width = width.or(kwargs.get::<Option<usize>>("width")?).unwrap_or(4);
+            let width = to_usize(width.or(kwargs.get::<Option<u64>>("width")?).unwrap_or(4));
             ensure_bytes(value.as_str().len().saturating_add(lines.saturating_mul(width)))?;
             filters::indent(value, Some(width), first, blank, kwargs)
         },
     );
-    env.add_filter("batch", |state: &State, value: Value, count: usize, fill: Option<Value>| {
+    env.add_filter("batch", |state: &State, value: Value, count: u64, fill: Option<Value>| {
+        let count = to_usize(count);
         ensure_bytes(count.saturating_mul(ENTRY_BYTES))?;
         filters::batch(state, value, count, fill)
     });
-    env.add_filter("slice", |state: &State, value: Value, count: usize, fill: Option<Value>| {
+    env.add_filter("slice", |state: &State, value: Value, count: u64, fill: Option<Value>| {
+        let count = to_usize(count);
         ensure_bytes(count.saturating_mul(ENTRY_BYTES))?;
         filters::slice(state, value, count, fill)
     });
